@@ -1,0 +1,39 @@
+# The two commands in the README: `make run` and `make test`. `make lint` runs what CI runs.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bootstrap format clean
+
+# Create .venv and install the product with its dev tools. torch comes first, pinned to the
+# CPU build, or sentence-transformers would pull a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+bootstrap: $(STAMP)
+
+## Start the product on its embedded defaults (SQLite, demo data, no token needed).
+run: $(STAMP)
+	$(BIN)/hwcrm start
+
+## The whole test suite (PostgreSQL and Redis must be running, as on CI).
+test: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

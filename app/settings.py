@@ -1,0 +1,189 @@
+"""Typed settings: `config.yml` defaults, overridden by `HWCRM_*` environment variables.
+
+Secrets (bot token, console secret key, database password) come from the environment only;
+`Settings.redacted()` is what may be shown or logged.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+from sqlalchemy.engine import make_url
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_FILE = PROJECT_ROOT / "config.yml"
+SECRET_KEYS = {("bot", "token"), ("console", "secret_key"), ("bot", "webhook_secret")}
+
+
+class AppSection(BaseModel):
+    data_dir: Path = Path("var")
+    log_level: str = "INFO"
+    default_language: Literal["zh", "en"] = "en"
+    default_timezone: str = "Asia/Shanghai"
+
+
+class DbSection(BaseModel):
+    url: str = "sqlite+aiosqlite:///var/hwcrm.sqlite3"
+    echo: bool = False
+    pool_size: int = 10
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.startswith("sqlite")
+
+
+class LifecycleRules(BaseModel):
+    new_days: int = 90
+    active_days: int = 365
+    loyal_min_orders: int = 3
+    loyal_window_days: int = 730
+    at_risk_days: int = 365
+    churned_days: int = 730
+
+
+class CrmSection(BaseModel):
+    currency: str = "CNY"
+    warranty_expiring_days: int = 30
+    return_window_days: int = 14
+    doa_window_days: int = 30
+    ticket_sla_hours: dict[str, int] = Field(
+        default_factory=lambda: {"urgent": 4, "high": 8, "normal": 24, "low": 72}
+    )
+    lifecycle: LifecycleRules = Field(default_factory=LifecycleRules)
+    rfm_quantiles: int = 5
+
+
+class ImportSection(BaseModel):
+    max_file_bytes: int = 0
+    batch_size: int = 2000
+
+
+class KbSection(BaseModel):
+    articles_dir: Path = Path("knowledge_base/articles")
+    index_dir: Path = Path("var/kb")
+    embedder: str = "use-multilingual"
+    chunk_size: int = 700
+    chunk_overlap: int = 100
+    answer_threshold: float = 0.5
+    exact_index_max: int = 200_000
+
+
+class NluSection(BaseModel):
+    rasa_url: str = ""
+    rasa_token: SecretStr | None = None
+    rasa_timeout_s: float = 1.5
+    model_dir: Path = Path("var/nlu")
+    confidence_threshold: float = 0.5
+
+
+class BotSection(BaseModel):
+    token: SecretStr | None = None
+    api_base_url: str = "https://api.telegram.org"
+    mode: Literal["polling", "webhook"] = "polling"
+    webhook_url: str = ""
+    webhook_secret: SecretStr | None = None
+    webhook_host: str = "127.0.0.1"
+    webhook_port: int = 8081
+    staff_chat_id: int = 0
+    fsm_storage: Literal["memory", "redis"] = "memory"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+
+
+class ConsoleSection(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    secret_key: SecretStr | None = None
+
+
+class SchedulerSection(BaseModel):
+    timezone: str = "Asia/Shanghai"
+
+
+class YamlConfigSource(PydanticBaseSettingsSource):
+    """Reads `config.yml` (or `$HWCRM_CONFIG_FILE`) and refuses secrets in it."""
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls)
+        path = Path(os.environ.get("HWCRM_CONFIG_FILE", DEFAULT_CONFIG_FILE))
+        data: dict[str, Any] = {}
+        if path.is_file():
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            if not isinstance(loaded, dict):
+                raise ValueError(f"{path}: top level must be a mapping of sections")
+            data = loaded
+        for section, key in SECRET_KEYS:
+            if (data.get(section) or {}).get(key):
+                raise ValueError(
+                    f"{path}: '{section}.{key}' is a secret; set "
+                    f"HWCRM_{section.upper()}__{key.upper()} in the environment instead"
+                )
+        self._data = data
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return {k: v for k, v in self._data.items() if v is not None}
+
+
+class Settings(BaseSettings):
+    """All settings of the product, one section per package."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HWCRM_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    app: AppSection = Field(default_factory=AppSection)
+    db: DbSection = Field(default_factory=DbSection)
+    crm: CrmSection = Field(default_factory=CrmSection)
+    import_: ImportSection = Field(default_factory=ImportSection, alias="import")
+    kb: KbSection = Field(default_factory=KbSection)
+    nlu: NluSection = Field(default_factory=NluSection)
+    bot: BotSection = Field(default_factory=BotSection)
+    console: ConsoleSection = Field(default_factory=ConsoleSection)
+    scheduler: SchedulerSection = Field(default_factory=SchedulerSection)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, YamlConfigSource(settings_cls))
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings as plain data with every secret masked (safe to print or log)."""
+        data = self.model_dump(mode="json", by_alias=True)
+        for section, key in SECRET_KEYS:
+            if data.get(section, {}).get(key):
+                data[section][key] = "********"
+        if data["nlu"].get("rasa_token"):
+            data["nlu"]["rasa_token"] = "********"
+        data["db"]["url"] = redact_url(self.db.url)
+        data["bot"]["redis_url"] = redact_url(self.bot.redis_url)
+        return data
+
+
+def redact_url(url: str) -> str:
+    """A database/redis URL with its password replaced by asterisks."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable url>"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from config.yml + environment (+ explicit overrides for tests)."""
+    return Settings(**overrides)

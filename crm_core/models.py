@@ -1,0 +1,37 @@
+"""Imports every CRM model so that `metadata` knows every table (Alembic, tests)."""
+
+from crm_core.audit.models import AuditEntry
+from crm_core.catalog.models import CompatibilityRule, Product
+from crm_core.conversations.models import Conversation, Interaction, SatisfactionRating
+from crm_core.customers.models import Company, ConsentEvent, Customer
+from crm_core.db import Base
+from crm_core.leads.models import Lead
+from crm_core.orders.models import Order, OrderItem, OrderItemSerial, Return
+from crm_core.staff.models import StaffUser
+from crm_core.tickets.models import Ticket, TicketEvent
+from crm_core.warranties.models import WarrantyExtension, WarrantyVoid
+
+metadata = Base.metadata
+
+__all__ = [
+    "AuditEntry",
+    "Company",
+    "CompatibilityRule",
+    "ConsentEvent",
+    "Conversation",
+    "Customer",
+    "Interaction",
+    "Lead",
+    "Order",
+    "OrderItem",
+    "OrderItemSerial",
+    "Product",
+    "Return",
+    "SatisfactionRating",
+    "StaffUser",
+    "Ticket",
+    "TicketEvent",
+    "WarrantyExtension",
+    "WarrantyVoid",
+    "metadata",
+]
