@@ -85,9 +85,10 @@ def db_current() -> None:
 def _register_subcommands() -> None:
     # Feature command groups live next to their feature; registering them here keeps one
     # entry point. Imports are cheap: heavy models load lazily inside the commands.
-    from app import cli_crm
+    from app import cli_demo, cli_importexport, cli_staff
 
-    cli_crm.register(cli)
+    for module in (cli_staff, cli_importexport, cli_demo):
+        module.register(cli)
 
 
 def main() -> None:
