@@ -420,13 +420,10 @@ class CustomerService:
         reason = _valid_reason(reason)
         customer = await self._load(customer_id)
         if customer.telegram_user_id is not None:
-            old = customer.telegram_user_id
             customer.telegram_user_id = None
             customer.updated_at = self._clock.now()
             await self._session.flush()
-            await self._audit.record(
-                actor, "unlink", "customer", customer.id, customer.id, reason, {"telegram": old}
-            )
+            await self._audit.record(actor, "unlink", "customer", customer.id, customer.id, reason)
         return await self._dto(customer)
 
     async def _link(self, customer: Customer, tg: int, *, method: str) -> LinkResult:
@@ -455,7 +452,7 @@ class CustomerService:
         customer.updated_at = now
         await self._flush_unique()
         await self._audit.record(
-            f"telegram:{tg}",
+            f"customer:{customer.id}",
             "link",
             "customer",
             customer.id,
