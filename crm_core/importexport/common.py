@@ -1,0 +1,259 @@
+"""What every entity importer shares: the report, the file's key register, the batch loop."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import bindparam
+from sqlalchemy import text as sql
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_core.clock import Clock
+from crm_core.errors import DomainError
+from crm_core.importexport import fields
+from crm_core.importexport.columns import Layout
+from crm_core.importexport.reader import Record
+from crm_core.importexport.schemas import ImportConfig, Issue, IssueCallback, Severity
+
+MAX_VALUE_IN_REPORT = 100
+
+
+class Report:
+    """Collects the issues of one import.
+
+    Every issue goes to `on_issue` (for a report file) and is counted; only the first
+    `keep` are kept in memory, so a file full of errors cannot exhaust memory.
+    """
+
+    def __init__(
+        self,
+        keep: int,
+        on_issue: IssueCallback | None = None,
+        header_name: Callable[[str], str] = lambda column: column,
+    ) -> None:
+        self.keep = keep
+        self.on_issue = on_issue
+        self.header_name = header_name
+        self.issues: list[Issue] = []
+        self.errors = 0
+        self.warnings = 0
+        self.rejected_rows = 0
+
+    def add(self, issue: Issue) -> None:
+        if issue.severity == "error":
+            self.errors += 1
+        else:
+            self.warnings += 1
+        if len(self.issues) < self.keep:
+            self.issues.append(issue)
+        if self.on_issue is not None:
+            self.on_issue(issue)
+
+    def issue(
+        self,
+        row: int,
+        column: str,
+        reason: str,
+        value: Any = "",
+        severity: Severity = "error",
+    ) -> None:
+        """Record a problem; `column` is canonical and is reported as the file spells it."""
+        shown = value if isinstance(value, str) else ("" if value is None else str(value))
+        if len(shown) > MAX_VALUE_IN_REPORT:
+            shown = shown[: MAX_VALUE_IN_REPORT - 1] + "…"
+        columns = ", ".join(self.header_name(c) for c in column.split(",") if c) if column else ""
+        self.add(Issue(row=row, column=columns, reason=reason, value=shown, severity=severity))
+
+    def reject(self, rows: int = 1) -> None:
+        self.rejected_rows += rows
+
+
+class FileKeys:
+    """The natural keys seen so far in this file, in a temporary table of the import's
+    transaction, so that duplicate detection needs no memory proportional to the file.
+
+    Keys are namespaced strings (`phone:+86…`, `sku:…`, `serial:SN…`); each remembers the
+    first row it appeared on and an optional value (used to check that repeated mentions of
+    a company or an order agree).
+    """
+
+    TABLE = "hwcrm_import_keys"
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def open(self) -> None:
+        on_commit = (
+            " ON COMMIT DROP" if self.session.get_bind().dialect.name == "postgresql" else ""
+        )
+        await self.session.execute(
+            sql(
+                f"CREATE TEMPORARY TABLE IF NOT EXISTS {self.TABLE} "
+                f"(k TEXT PRIMARY KEY, row_no INTEGER NOT NULL, v TEXT){on_commit}"
+            )
+        )
+        await self.session.execute(sql(f"DELETE FROM {self.TABLE}"))
+
+    async def close(self) -> None:
+        await self.session.execute(sql(f"DELETE FROM {self.TABLE}"))
+
+    async def claim(
+        self, items: Sequence[tuple[str, int, str | None]]
+    ) -> list[tuple[int, str | None] | None]:
+        """Register `(key, row, value)` items in file order.
+
+        Returns, per item, None when the key is new, else the `(row, value)` of its first
+        appearance (earlier in this batch or in an earlier batch).
+        """
+        if not items:
+            return []
+        keys = list({key for key, _, _ in items})
+        known: dict[str, tuple[int, str | None]] = {}
+        for start in range(0, len(keys), 5000):
+            chunk = keys[start : start + 5000]
+            found = await self.session.execute(
+                sql(f"SELECT k, row_no, v FROM {self.TABLE} WHERE k IN :keys").bindparams(
+                    bindparam("keys", expanding=True)
+                ),
+                {"keys": chunk},
+            )
+            known.update((k, (r, v)) for k, r, v in found.all())
+        result: list[tuple[int, str | None] | None] = []
+        new: list[dict[str, Any]] = []
+        for key, row, value in items:
+            previous = known.get(key)
+            result.append(previous)
+            if previous is None:
+                known[key] = (row, value)
+                new.append({"k": key, "r": row, "v": value})
+        if new:
+            await self.session.execute(
+                sql(f"INSERT INTO {self.TABLE} (k, row_no, v) VALUES (:k, :r, :v)"), new
+            )
+        return result
+
+
+@dataclass
+class Counts:
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+
+
+@dataclass
+class ImportContext:
+    """Everything an entity importer needs for one file."""
+
+    session: AsyncSession
+    clock: Clock
+    config: ImportConfig
+    zone: tzinfo
+    report: Report
+    keys: FileKeys
+    now: datetime
+    counts: Counts = field(default_factory=Counts)
+
+
+P = TypeVar("P")
+
+
+class EntityImporter(ABC, Generic[P]):
+    """Parses records (no database) and writes them in batches (one query set per batch).
+
+    `parse` validates one record and returns what to write, or None when the row is
+    rejected (after reporting why). `write` checks a batch against the database and the
+    rest of the file, then inserts/updates it.
+    """
+
+    layout: Layout
+
+    def __init__(self, ctx: ImportContext) -> None:
+        self.ctx = ctx
+        self._pending: list[P] = []
+
+    async def start(self) -> None:
+        """Hook called once before the first record."""
+
+    async def feed(self, record: Record) -> None:
+        if record.problem is not None:
+            self.ctx.report.add(record.problem)
+            self.reject_row()
+            return
+        parsed = self.parse(record)
+        if parsed is None:
+            return
+        self._pending.append(parsed)
+        if len(self._pending) >= self.ctx.config.batch_size:
+            await self.flush()
+
+    async def flush(self) -> None:
+        batch, self._pending = self._pending, []
+        if batch:
+            await self.write(batch)
+
+    async def finish(self) -> None:
+        await self.flush()
+
+    @abstractmethod
+    def parse(self, record: Record) -> P | None: ...
+
+    @abstractmethod
+    async def write(self, batch: list[P]) -> None: ...
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def reject_row(self, rows: int = 1, records: int = 1) -> None:
+        self.ctx.report.reject(rows)
+        self.ctx.counts.rejected += records
+
+    def error(self, row: int, column: str, reason: str, value: Any = "") -> None:
+        self.ctx.report.issue(row, column, reason, value)
+
+
+class RowParser:
+    """Collects the field errors of one row, so that a row reports all its problems at once."""
+
+    def __init__(self, report: Report, record: Record) -> None:
+        self.report = report
+        self.record = record
+        self.failed = False
+
+    def raw(self, column: str) -> Any:
+        return self.record.values.get(column)
+
+    def has(self, column: str) -> bool:
+        """True when the column holds a value (empty cells and nulls count as absent)."""
+        value = self.record.values.get(column)
+        if value is None:
+            return False
+        if isinstance(value, str):
+            return bool(value.strip())
+        return not (isinstance(value, list | dict) and not value)
+
+    def get(self, column: str, parse: Callable[[Any], Any], *, required: bool = False) -> Any:
+        """The parsed value of `column`, or None when empty (or invalid: the error is reported)."""
+        if not self.has(column):
+            if required:
+                self.fail(column, "required")
+            return None
+        value = self.record.values[column]
+        try:
+            return parse(value)
+        except (fields.FieldError, DomainError) as exc:
+            # Field parsers raise FieldError; the shared phone/e-mail normalisers ValidationFailed.
+            self.fail(column, str(exc), value)
+            return None
+
+    def fail(self, column: str, reason: str, value: Any = "") -> None:
+        self.failed = True
+        self.report.issue(self.record.row, column, reason, value)
+
+
+def chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
