@@ -6,8 +6,10 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import event, func, insert, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, SessionTransaction
 
 from crm_core.audit.models import AuditEntry
 from crm_core.audit.schemas import AuditEntryDTO
@@ -25,22 +27,17 @@ ENTITY_ID_MAX = 64
 class AuditService:
     """Writes and reads audit entries.
 
-    `record()` writes in the caller's transaction (it is rolled back with it). `record_durable()`
-    is for entries that must survive the caller's rollback (a denied access, a failed account
-    link): when the service was given `durable_sessions`, the entry is committed at once in
-    its own short transaction; without one it falls back to the caller's transaction.
+    `record()` writes in the caller's transaction (and is rolled back with it).
+    `record_durable()` is for entries that must exist even when the caller's transaction rolls
+    back, such as a denied access: the entry is written in the transaction as usual, and if
+    that transaction ends without a commit (rollback or close), it is written again on its own
+    right after (no second connection is used while the caller's transaction is open, so this
+    works on SQLite too).
     """
 
-    def __init__(
-        self,
-        session: AsyncSession,
-        clock: Clock,
-        *,
-        durable_sessions: async_sessionmaker[AsyncSession] | None = None,
-    ) -> None:
+    def __init__(self, session: AsyncSession, clock: Clock) -> None:
         self._session = session
         self._clock = clock
-        self._durable_sessions = durable_sessions
 
     async def record(
         self,
@@ -69,14 +66,8 @@ class AuditService:
         details: dict[str, Any] | None = None,
     ) -> AuditEntryDTO:
         """Add an entry that is kept even when the caller's transaction rolls back."""
-        if self._durable_sessions is None:
-            return await self.record(actor, action, entity, entity_id, customer_id, reason, details)
-        entry = self._build(actor, action, entity, entity_id, customer_id, reason, details)
-        async with self._durable_sessions() as own:
-            own.add(entry)
-            await own.flush()
-            dto = AuditEntryDTO.model_validate(entry)
-            await own.commit()
+        dto = await self.record(actor, action, entity, entity_id, customer_id, reason, details)
+        _pending_durable(self._session.sync_session).append(dto.model_dump(exclude={"id"}))
         return dto
 
     async def for_customer(self, customer_id: int, limit: int | None = None) -> list[AuditEntryDTO]:
@@ -147,3 +138,38 @@ def _required(name: str, value: str, max_len: int) -> str:
     if len(text) > max_len:
         raise ValidationFailed(f"audit {name} is longer than {max_len} characters: {text!r}")
     return text
+
+
+_DURABLE_KEY = "hwcrm.audit.durable"
+
+
+def _pending_durable(session: Session) -> list[dict[str, Any]]:
+    """The durable entries of the session's current transaction (hooks installed once)."""
+    pending: list[dict[str, Any]] | None = session.info.get(_DURABLE_KEY)
+    if pending is None:
+        pending = []
+        session.info[_DURABLE_KEY] = pending
+        event.listen(session, "after_commit", _forget_durable)
+        event.listen(session, "after_transaction_end", _rewrite_durable)
+    return pending
+
+
+def _forget_durable(session: Session) -> None:
+    session.info.get(_DURABLE_KEY, []).clear()
+
+
+def _rewrite_durable(session: Session, transaction: SessionTransaction) -> None:
+    """When a transaction ends without a commit, write its durable entries on their own."""
+    pending: list[dict[str, Any]] = session.info.get(_DURABLE_KEY, [])
+    if not pending or transaction.parent is not None:
+        return
+    rows, pending[:] = list(pending), []
+    try:
+        # Runs inside the async session's greenlet, so the sync engine API works here.
+        bind = session.get_bind()
+        engine = bind.engine if isinstance(bind, Connection) else bind
+        with engine.connect() as conn:
+            conn.execute(insert(AuditEntry), rows)
+            conn.commit()
+    except Exception:
+        log.exception("could not keep %d audit entries after a rollback", len(rows))

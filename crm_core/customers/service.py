@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.audit.service import AuditService
 from crm_core.clock import Clock
@@ -60,24 +60,18 @@ SOURCE_MAX = 64
 
 
 class CustomerService:
-    """Everything about customer records that delivery layers need, as DTOs.
-
-    `durable_audit_sessions` (the container's session factory) lets entries that must
-    outlive the caller's rollback, such as a denied read, be committed on their own.
-    """
+    """Everything about customer records that delivery layers need, as DTOs."""
 
     def __init__(
         self,
         session: AsyncSession,
         clock: Clock,
         settings: CrmSection | None = None,
-        *,
-        durable_audit_sessions: async_sessionmaker[AsyncSession] | None = None,
     ) -> None:
         self._session = session
         self._clock = clock
         self._settings = settings
-        self._audit = AuditService(session, clock, durable_sessions=durable_audit_sessions)
+        self._audit = AuditService(session, clock)
 
     # ------------------------------------------------------------------ create / update
 

@@ -15,6 +15,7 @@ from crm_core.clock import FixedClock
 from crm_core.customers.models import ConsentEvent
 from crm_core.customers.schemas import CustomerCreate, CustomerUpdate
 from crm_core.customers.service import CustomerService
+from crm_core.db import unit_of_work
 from crm_core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from tests.conftest import Database
 from tests.crm.people_factories import make_customer, make_order, make_product, make_staff
@@ -312,11 +313,10 @@ async def test_deactivated_staff_is_denied_and_the_denial_survives_the_rollback(
         customer = await make_customer(setup)
         await setup.commit()
         staff_id, customer_id = staff.id, customer.id
-    async with db.sessions() as s:
-        svc = CustomerService(s, clock, CrmSection(), durable_audit_sessions=db.sessions)
-        with pytest.raises(PermissionDenied, match="deactivated"):
+    with pytest.raises(PermissionDenied, match="deactivated"):
+        async with unit_of_work(db.sessions) as s:
+            svc = CustomerService(s, clock, CrmSection())
             await svc.get_customer_for_staff(staff_id, customer_id, "curious")
-        await s.rollback()
     async with db.sessions() as check:
         entries = (await check.scalars(select(AuditEntry))).all()
     assert [(e.action, e.actor, e.customer_id) for e in entries] == [
