@@ -131,8 +131,24 @@ def to_json(value: Any) -> Any:
     return value
 
 
-async def collect_personal_data(session: AsyncSession, customer_id: int) -> dict[str, Any]:
-    """Everything stored about one customer except the profile itself (GDPR export)."""
+def leads_of(customer_id: int, contacts: Sequence[str]) -> ColumnElement[bool]:
+    """A customer's leads, and prospect leads recorded with the customer's phone or e-mail."""
+    condition = Lead.customer_id == customer_id
+    if contacts:
+        condition = or_(
+            condition, Lead.customer_id.is_(None) & Lead.prospect_contact.in_(list(contacts))
+        )
+    return condition
+
+
+async def collect_personal_data(
+    session: AsyncSession, customer_id: int, contacts: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Everything stored about one customer except the profile itself (GDPR export).
+
+    `contacts` (the customer's phone and e-mail) also finds leads recorded for them as a
+    prospect before they became a customer.
+    """
     consent = await _all(
         session,
         select(ConsentEvent)
@@ -216,7 +232,7 @@ async def collect_personal_data(session: AsyncSession, customer_id: int) -> dict
         .order_by(SatisfactionRating.id),
     )
     leads = await _all(
-        session, select(Lead).where(Lead.customer_id == customer_id).order_by(Lead.id)
+        session, select(Lead).where(leads_of(customer_id, contacts)).order_by(Lead.id)
     )
 
     def order_json(order: Order) -> dict[str, Any]:

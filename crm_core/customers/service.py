@@ -346,7 +346,7 @@ class CustomerService:
         self, telegram_user_id: int, name: str | None, language: str | None
     ) -> CustomerDTO:
         """The record of a Telegram user; a new 'prospect' when we do not know them yet."""
-        tg = _valid_telegram_id(telegram_user_id)
+        tg = _required_telegram_id(telegram_user_id)
         existing = await repo.customer_where(self._session, Customer.telegram_user_id == tg)
         if existing is not None:
             return await self._dto(existing)
@@ -374,7 +374,7 @@ class CustomerService:
         self, telegram_user_id: int, contact_phone: str, contact_user_id: int | None
     ) -> LinkResult:
         """Link by a shared contact; it must be the sender's own (Telegram vouches the phone)."""
-        tg = _valid_telegram_id(telegram_user_id)
+        tg = _required_telegram_id(telegram_user_id)
         if contact_user_id is None or contact_user_id != tg:
             raise PermissionDenied(
                 "that contact is not yours: please share your own contact with the button"
@@ -393,7 +393,7 @@ class CustomerService:
         self, telegram_user_id: int, order_number: str, phone_last4: str
     ) -> LinkResult:
         """Link by an order number plus the last 4 digits of the phone on that order's record."""
-        tg = _valid_telegram_id(telegram_user_id)
+        tg = _required_telegram_id(telegram_user_id)
         digits = re.sub(r"\D", "", phone_last4 or "")
         if len(digits) != 4:
             raise ValidationFailed("please type the last 4 digits of your phone number")
@@ -496,7 +496,9 @@ class CustomerService:
             "customer": dto.model_dump(mode="json"),
             "company": repo.row_to_json(company) if company is not None else None,
         }
-        data.update(await repo.collect_personal_data(self._session, customer_id))
+        data.update(
+            await repo.collect_personal_data(self._session, customer_id, _contacts(customer))
+        )
         audit = await self._audit.for_customer(customer_id)
         data["audit_entries"] = [a.model_dump(mode="json") for a in audit]
         await self._audit.record(actor, "export", "customer", customer_id, customer_id, reason)
@@ -519,6 +521,7 @@ class CustomerService:
             )
         now = self._clock.now()
         anonymous_id = f"ANON-{secrets.token_hex(6)}"
+        contacts = _contacts(customer)
         if customer.marketing_consent:
             await self._set_consent(customer, False, "gdpr:erase")
         customer.name = ERASED_NAME
@@ -553,7 +556,7 @@ class CustomerService:
         )
         leads = await self._bulk_update(
             Lead,
-            Lead.customer_id == customer.id,
+            repo.leads_of(customer.id, contacts),
             prospect_name=None,
             prospect_contact=None,
             notes=None,
@@ -725,7 +728,18 @@ def _valid_tags(tags: list[str]) -> list[str]:
     return out
 
 
-def _valid_telegram_id(value: int | None) -> Any:
+def _contacts(customer: Customer) -> list[str]:
+    return [c for c in (customer.phone, customer.email) if c]
+
+
+def _required_telegram_id(value: int) -> int:
+    checked = _valid_telegram_id(value)
+    if checked is None:
+        raise ValidationFailed("a Telegram user id is required")
+    return checked
+
+
+def _valid_telegram_id(value: int | None) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:

@@ -92,6 +92,9 @@ async def rich_customer(session: AsyncSession, clock: FixedClock) -> int:
                 products_of_interest=["psu"],
                 notes="wants 1000W",
             ),
+            # Recorded when they were still a prospect, by phone only.
+            Lead(prospect_name="Mr Li", prospect_contact="+8613812345678", notes="B2B quote"),
+            Lead(prospect_name="Someone else", prospect_contact="+8613900000000"),
         ]
     )
     await session.flush()
@@ -121,7 +124,7 @@ async def test_export_contains_everything_about_the_customer_as_json(session, cl
     assert conversation["interactions"][0]["text"] == "我的手机是 13812345678"
     assert data["other_interactions"][0]["text"] == "Your order has shipped"
     assert data["satisfaction_ratings"][0]["score"] == 4
-    assert data["leads"][0]["notes"] == "wants 1000W"
+    assert [lead["notes"] for lead in data["leads"]] == ["wants 1000W", "B2B quote"]
     assert {a["action"] for a in data["audit_entries"]} >= {"create", "read"}
     exports = (await session.scalars(select(AuditEntry).where(AuditEntry.action == "export"))).all()
     assert [e.actor for e in exports] == ["staff:1"]
@@ -169,10 +172,13 @@ async def test_erase_replaces_texts_and_clears_lead_contacts(session, clock):
     result = await service(session, clock).erase_customer(cid, "staff:1", "customer request")
     texts = (await session.scalars(select(Interaction.text))).all()
     assert texts == ["[erased]", "[erased]"] and result.interactions_erased == 2
-    lead = await session.scalar(select(Lead))
-    assert lead is not None
-    assert (lead.prospect_name, lead.prospect_contact, lead.notes) == (None, None, None)
-    assert lead.products_of_interest == ["psu"]
+    leads = (await session.scalars(select(Lead).order_by(Lead.id))).all()
+    assert [(x.prospect_name, x.prospect_contact, x.notes) for x in leads] == [
+        (None, None, None),
+        (None, None, None),
+        ("Someone else", "+8613900000000", None),
+    ]
+    assert leads[0].products_of_interest == ["psu"] and result.leads_cleared == 2
     rating = await session.scalar(select(SatisfactionRating))
     assert rating is not None and rating.score == 4 and rating.comment == "[erased]"
     conversation = await session.scalar(select(Conversation))
