@@ -179,9 +179,12 @@ class OrderService:
                 f"Only {remaining} unit(s) of this item can still be returned "
                 f"(you asked for {quantity})."
             )
+        # The Return row has no kind or serial column: both go into the reason text.
         text = reason.strip()
         if faulty:
             text = f"[DOA] {text or 'Dead on arrival'}"
+        if serial_number is not None:
+            text = f"{text} [{normalize_serial_number(serial_number)}]".strip()
         now = self.clock.now()
         row = Return(
             order_id=order.id,

@@ -26,10 +26,11 @@ warranty_extensions.serial_number via a correlated sum).
 from __future__ import annotations
 
 import calendar
+import functools
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.catalog.models import Product
@@ -174,6 +175,36 @@ def _status_select(*, with_unserialised_items: bool = False) -> Select[*tuple[An
     )
 
 
+# The hot lookups are built once (pure SQL expressions, no connection) and take bound
+# parameters, so each call skips statement construction and hits SQLAlchemy's compiled cache.
+_COVERED = Order.status.not_in(NOT_COVERED_ORDER_STATUSES)
+_NEWEST_FIRST = (Order.placed_at.desc(), OrderItem.id, OrderItemSerial.serial_number)
+
+
+@functools.cache
+def _by_serial_stmt() -> Select[*tuple[Any, ...]]:
+    return _status_select().where(OrderItemSerial.serial_number == bindparam("serial"))
+
+
+@functools.cache
+def _by_telegram_user_stmt() -> Select[*tuple[Any, ...]]:
+    return (
+        _status_select()
+        .join(Customer, Customer.id == Order.customer_id)
+        .where(Customer.telegram_user_id == bindparam("telegram_user_id"), _COVERED)
+        .order_by(*_NEWEST_FIRST)
+    )
+
+
+@functools.cache
+def _by_customer_stmt() -> Select[*tuple[Any, ...]]:
+    return (
+        _status_select()
+        .where(Order.customer_id == bindparam("customer_id"), _COVERED)
+        .order_by(*_NEWEST_FIRST)
+    )
+
+
 def canonical_serial(raw: str) -> str:
     """`SN` + 10 upper-case characters from what a person typed, else NotFound."""
     serial = normalize_serial_number(raw)
@@ -203,9 +234,7 @@ class WarrantyService:
     ) -> WarrantyStatus:
         """Status of one unit (one query). With `customer_id`, someone else's unit is NotFound."""
         serial = canonical_serial(serial_number)
-        result = await self.session.execute(
-            _status_select().where(OrderItemSerial.serial_number == serial)
-        )
+        result = await self.session.execute(_by_serial_stmt(), {"serial": serial})
         row = result.mappings().one_or_none()
         if row is None or (customer_id is not None and row["customer_id"] != customer_id):
             raise serial_not_found(serial)
@@ -218,26 +247,13 @@ class WarrantyService:
         Telegram user simply has no units (identification is the customers domain's job).
         """
         result = await self.session.execute(
-            _status_select()
-            .join(Customer, Customer.id == Order.customer_id)
-            .where(
-                Customer.telegram_user_id == telegram_user_id,
-                Order.status.not_in(NOT_COVERED_ORDER_STATUSES),
-            )
-            .order_by(Order.placed_at.desc(), OrderItem.id, OrderItemSerial.serial_number)
+            _by_telegram_user_stmt(), {"telegram_user_id": telegram_user_id}
         )
         return [self._status(row) for row in result.mappings().all()]
 
     async def warranty_for_customer(self, customer_id: int) -> list[WarrantyStatus]:
         """Like `warranty_for_telegram_user`, by customer id (console, staff topic header)."""
-        result = await self.session.execute(
-            _status_select()
-            .where(
-                Order.customer_id == customer_id,
-                Order.status.not_in(NOT_COVERED_ORDER_STATUSES),
-            )
-            .order_by(Order.placed_at.desc(), OrderItem.id, OrderItemSerial.serial_number)
-        )
+        result = await self.session.execute(_by_customer_stmt(), {"customer_id": customer_id})
         return [self._status(row) for row in result.mappings().all()]
 
     async def warranty_for_order(

@@ -232,9 +232,14 @@ async def test_faulty_item_is_doa_within_30_days_and_a_warranty_case_after(
     plain = await service.return_eligibility("SO-10000001", customer.id)
     clock.set(at(2026, 6, 16))
     late = await service.return_eligibility("SO-10000001", customer.id, faulty=True)
+    clock.set(at(2026, 6, 15, 23))
+    doa_return = await service.request_return(
+        "SO-10000001", customer.id, serial_number="SNAAAAAAAAA1", faulty=True, reason="no video"
+    )
 
     assert doa.eligible and doa.code == ReturnCode.DOA_REPLACEMENT
     assert doa.order_item_id is not None
+    assert doa_return.reason == "[DOA] no video [SNAAAAAAAAA1]"
     assert not plain.eligible and plain.code == ReturnCode.WINDOW_EXPIRED
     assert not late.eligible and late.code == ReturnCode.DOA_WINDOW_EXPIRED
     assert "warranty" in late.reason
@@ -287,6 +292,7 @@ async def test_request_return_needs_the_item_when_the_order_has_several(
 
     dto = await service.get_order(order.order_number, customer.id)
     assert by_serial.order_item_id == dto.items[0].id
+    assert by_serial.reason == "[SNAAAAAAAAA1]"
     assert remaining.order_item_id == dto.items[1].id
     with pytest.raises(NotFound, match="not on order"):
         await service.return_eligibility("SO-10000001", customer.id, serial_number="SNZZZZZZZZZ9")
