@@ -79,14 +79,20 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    """A migrated, empty database: once on SQLite, once on PostgreSQL."""
+async def db(
+    request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path, pg_schema_url: str
+) -> AsyncIterator[Database]:
+    """A migrated, empty database: once on SQLite, once on PostgreSQL.
+
+    Both session-wide databases are requested up front: they are built with asyncio.run(),
+    which must happen before this test's event loop is running.
+    """
     if request.param == "sqlite":
         path = tmp_path / "hwcrm.sqlite3"
-        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        shutil.copy(sqlite_template, path)
         url = f"sqlite+aiosqlite:///{path}"
     else:
-        url = request.getfixturevalue("pg_schema_url")
+        url = pg_schema_url
     engine = create_engine(url)
     if request.param == "postgres":
         tables = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)

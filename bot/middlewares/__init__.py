@@ -1,0 +1,1 @@
+"""aiogram middlewares: one concern each (see bot/runtime.py for their order)."""

@@ -1,0 +1,7 @@
+"""Router: products."""
+
+from __future__ import annotations
+
+from aiogram import Router
+
+router = Router(name="products")

@@ -1,0 +1,7 @@
+"""Router: start."""
+
+from __future__ import annotations
+
+from aiogram import Router
+
+router = Router(name="start")
