@@ -7,6 +7,7 @@ import re
 import shutil
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -166,7 +167,7 @@ async def test_demo_catalog_has_all_categories_with_policy_warranties_and_valid_
         min(g["board_power_w"] for g in gpus) >= 150
         and max(g["board_power_w"] for g in gpus) == 575
     )
-    assert 200 <= min(g["length_mm"] for g in gpus) and max(g["length_mm"] for g in gpus) <= 360
+    assert min(g["length_mm"] for g in gpus) >= 200 and max(g["length_mm"] for g in gpus) <= 360
     assert min(cases) == 300 and max(cases) == 450
     assert len(rules) == 8 and all(r.active for r in rules)
 
@@ -217,7 +218,7 @@ async def test_tickets_come_in_every_state_with_a_history_the_state_machine_allo
         chain = history[ticket.id]
         assert (chain[0].from_status, chain[0].to_status) == (None, "new")
         assert chain[0].at == ticket.created_at
-        for previous, event in zip(chain, chain[1:], strict=False):
+        for previous, event in pairwise(chain):
             assert event.from_status == previous.to_status
             check_transition(event.from_status or "", event.to_status)
             assert previous.at <= event.at <= NOW
