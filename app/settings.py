@@ -68,13 +68,31 @@ class ImportSection(BaseModel):
 
 
 class KbSection(BaseModel):
+    """Knowledge base: ingestion, index, hybrid search (see knowledge_base/README.md)."""
+
     articles_dir: Path = Path("knowledge_base/articles")
     index_dir: Path = Path("var/kb")
     embedder: str = "use-multilingual"
     chunk_size: int = 700
     chunk_overlap: int = 100
+    max_file_bytes: int = 5_000_000
     answer_threshold: float = 0.5
+    calibration_file: Path = Path("knowledge_base/calibration.json")
+    # Hybrid search: weighted reciprocal rank fusion of dense and lexical article rankings.
+    rrf_k: int = 60
+    dense_weight: float = 1.0
+    lexical_weight: float = 1.0
+    candidates: int = 100
+    # faiss index: auto = exact (flat) up to exact_index_max vectors, HNSW above.
+    index_type: Literal["auto", "flat", "hnsw", "ivf"] = "auto"
     exact_index_max: int = 200_000
+    hnsw_m: int = 32
+    hnsw_ef_construction: int = 80
+    hnsw_ef_search: int = 128
+    ivf_nlist: int = 0
+    ivf_nprobe: int = 32
+    keep_versions: int = 3
+    reload_interval_s: float = 1.0
 
 
 class NluSection(BaseModel):

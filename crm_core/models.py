@@ -10,6 +10,7 @@ from crm_core.orders.models import Order, OrderItem, OrderItemSerial, Return
 from crm_core.staff.models import StaffUser
 from crm_core.tickets.models import Ticket, TicketEvent
 from crm_core.warranties.models import WarrantyExtension, WarrantyVoid
+from knowledge_base.models import KbArticle, KbChunk  # noqa: F401  (KB tables for Alembic)
 
 metadata = Base.metadata
 

@@ -1,0 +1,112 @@
+"""Splitting articles into retrievable chunks: by headings first, then by size with overlap."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_HEADING_RE = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
+_SENTENCE_RE = re.compile(r"(?<=[。！？；!?;])|(?<=[.](?=\s))")
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of an article: `heading` is the section it came from."""
+
+    position: int
+    heading: str
+    text: str
+
+
+def split_sections(body: str) -> list[tuple[str, str]]:
+    """(heading, text) per Markdown section; text before the first heading has heading ''."""
+    sections: list[tuple[str, list[str]]] = [("", [])]
+    in_code = False
+    for line in body.splitlines():
+        if line.lstrip().startswith("```"):
+            in_code = not in_code
+        match = None if in_code else _HEADING_RE.match(line)
+        if match:
+            sections.append((match.group(2).strip(), []))
+        else:
+            sections[-1][1].append(line)
+    out: list[tuple[str, str]] = []
+    for heading, lines in sections:
+        text = "\n".join(lines).strip()
+        if text:
+            out.append((heading, text))
+    return out
+
+
+def _pieces(text: str, size: int) -> list[str]:
+    """Split text into units no longer than `size`: paragraphs, then sentences, then chars."""
+    units: list[str] = []
+    for para in re.split(r"\n\s*\n", text):
+        para = para.strip()
+        if not para:
+            continue
+        if len(para) <= size:
+            units.append(para)
+            continue
+        for sentence in _SENTENCE_RE.split(para):
+            sentence = sentence.strip()
+            while len(sentence) > size:
+                cut = sentence.rfind(" ", 0, size)
+                cut = cut if cut > size // 2 else size
+                units.append(sentence[:cut].strip())
+                sentence = sentence[cut:].strip()
+            if sentence:
+                units.append(sentence)
+    return units
+
+
+def _tail(text: str, overlap: int) -> str:
+    """The last ~`overlap` characters of text, starting at a word or sentence boundary."""
+    if overlap <= 0 or len(text) <= overlap:
+        return text if overlap > 0 else ""
+    tail = text[-overlap:]
+    for boundary in ("\n", "。", ". ", " "):
+        idx = tail.find(boundary)
+        if 0 <= idx < overlap // 2:
+            return tail[idx + len(boundary) :].strip()
+    return tail.strip()
+
+
+def split_text(text: str, size: int, overlap: int) -> list[str]:
+    """Pack paragraphs/sentences into pieces of at most `size` chars, overlapping by `overlap`."""
+    size = max(size, 50)
+    overlap = max(0, min(overlap, size // 2))
+    text = text.strip()
+    if len(text) <= size:
+        return [text] if text else []
+    chunks: list[str] = []
+    current = ""
+    for unit in _pieces(text, size - overlap if overlap else size):
+        candidate = f"{current}\n\n{unit}" if current else unit
+        if len(candidate) <= size or not current:
+            current = candidate
+            continue
+        chunks.append(current)
+        tail = _tail(current, overlap)
+        current = f"{tail}\n\n{unit}" if tail and len(tail) + len(unit) + 2 <= size else unit
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def chunk_article(body: str, *, chunk_size: int, chunk_overlap: int) -> list[Chunk]:
+    """Chunks of an article body: one or more per heading section."""
+    chunks: list[Chunk] = []
+    for heading, text in split_sections(body):
+        for piece in split_text(text, chunk_size, chunk_overlap):
+            chunks.append(Chunk(position=len(chunks), heading=heading, text=piece))
+    return chunks
+
+
+def embedding_text(title: str, heading: str, text: str) -> str:
+    """What is embedded and indexed for a chunk: title and heading give it context."""
+    parts = [title.strip()]
+    if heading and heading.strip() != title.strip():
+        parts.append(heading.strip())
+    parts.append(text.strip())
+    return "\n".join(p for p in parts if p)

@@ -1,0 +1,232 @@
+"""Hybrid retrieval over one `KbIndex`: dense (faiss) + lexical (BM25), fused with RRF.
+
+Both retrievers rank *chunks*; each ranking is turned into an article ranking (an article
+ranks where its best chunk ranks), and the two article rankings are fused with weighted
+reciprocal rank fusion: score = w_dense / (k + rank_dense) + w_lexical / (k + rank_lexical).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from knowledge_base.index import KbIndex
+from knowledge_base.text import tokenize
+from knowledge_base.vectors import Matrix, search
+
+Mode = Literal["hybrid", "dense", "lexical"]
+MODES: tuple[Mode, ...] = ("hybrid", "dense", "lexical")
+SNIPPET_CHARS = 320
+
+
+@dataclass(frozen=True)
+class SearchParams:
+    """Fusion settings (kb.rrf_k, kb.dense_weight, kb.lexical_weight, kb.candidates)."""
+
+    mode: Mode = "hybrid"
+    rrf_k: int = 60
+    dense_weight: float = 1.0
+    lexical_weight: float = 1.0
+    candidates: int = 100
+
+
+@dataclass
+class SearchHit:
+    """One article in a result list, with the chunk that matched best."""
+
+    article_id: str
+    title: str
+    snippet: str
+    url: str | None
+    language: str
+    categories: list[str]
+    score: float
+    chunk_id: int
+    heading: str
+    passage: str
+    dense_score: float | None = None
+    lexical_score: float | None = None
+    dense_rank: int | None = None
+    lexical_rank: int | None = None
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class _Ranked:
+    """An article ranking from one retriever: article index → (rank, best row, score)."""
+
+    rank: dict[int, int] = field(default_factory=dict)
+    best_row: dict[int, int] = field(default_factory=dict)
+    score: dict[int, float] = field(default_factory=dict)
+    chunk_rank: dict[int, int] = field(default_factory=dict)
+
+
+def _aggregate(index: KbIndex, rows: Sequence[int], scores: Sequence[float]) -> _Ranked:
+    ranked = _Ranked()
+    for position, (row, score) in enumerate(zip(rows, scores, strict=True), start=1):
+        ranked.chunk_rank[row] = position
+        article = int(index.chunk_article[row])
+        if article not in ranked.rank:
+            ranked.rank[article] = len(ranked.rank) + 1
+            ranked.best_row[article] = row
+            ranked.score[article] = float(score)
+    return ranked
+
+
+def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
+    """The chunk text shortened for display (whole words, with an ellipsis)."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text.rfind(" ", 0, limit)
+    return text[: cut if cut > limit * 0.6 else limit].rstrip(" ,.;:，。") + "…"
+
+
+def dense_candidates(
+    index: KbIndex,
+    query_vectors: Matrix,
+    n: int,
+    chunk_mask: npt.NDArray[np.bool_] | None,
+) -> list[tuple[list[int], list[float]]]:
+    """Top-n chunk rows and cosines per query (restricted to `chunk_mask`)."""
+    allowed = None if chunk_mask is None else index.chunk_ids[chunk_mask]
+    if allowed is not None and len(allowed) == 0:
+        return [([], []) for _ in range(len(query_vectors))]
+    scores, ids = search(index.faiss_index, query_vectors, n, allowed)
+    out = []
+    for qscores, qids in zip(scores, ids, strict=True):
+        rows = [index.row_of[int(i)] for i in qids if i >= 0]
+        out.append((rows, [float(s) for s, i in zip(qscores, qids, strict=True) if i >= 0]))
+    return out
+
+
+def lexical_candidates(
+    index: KbIndex, query: str, n: int, chunk_mask: npt.NDArray[np.bool_] | None
+) -> tuple[list[int], list[float]]:
+    """Top-n chunk rows and BM25 scores for one query (only chunks with a positive score)."""
+    if index.bm25 is None:
+        return [], []
+    tokens = [t for t in tokenize(query) if t in index.bm25.vocab_dict]
+    if not tokens:
+        return [], []
+    scores = np.asarray(index.bm25.get_scores(tokens), dtype=np.float32)
+    if chunk_mask is not None:
+        scores = np.where(chunk_mask, scores, 0.0)
+    positive = int((scores > 0).sum())
+    n = min(n, positive)
+    if n <= 0:
+        return [], []
+    top = np.argpartition(-scores, n - 1)[:n] if n < len(scores) else np.arange(len(scores))
+    top = top[np.argsort(-scores[top], kind="stable")]
+    return [int(r) for r in top], [float(scores[r]) for r in top]
+
+
+def search_index(
+    index: KbIndex,
+    queries: Sequence[str],
+    query_vectors: Matrix | None,
+    *,
+    k: int = 5,
+    lang: str | None = None,
+    category: str | None = None,
+    params: SearchParams | None = None,
+) -> list[list[SearchHit]]:
+    """Ranked article hits per query. `query_vectors` is needed unless mode is lexical."""
+    params = params or SearchParams()
+    if not index.chunks:
+        return [[] for _ in queries]
+    article_mask = index.article_mask(lang, category)
+    chunk_mask: npt.NDArray[np.bool_] | None = article_mask[index.chunk_article]
+    assert chunk_mask is not None
+    if bool(chunk_mask.all()):
+        chunk_mask = None
+    n_candidates = min(max(params.candidates, k), len(index.chunks))
+    use_dense = params.mode in ("hybrid", "dense")
+    use_lexical = params.mode in ("hybrid", "lexical")
+    dense_lists: list[tuple[list[int], list[float]]] = [([], []) for _ in queries]
+    if use_dense:
+        if query_vectors is None:
+            raise ValueError("dense search needs query vectors")
+        dense_lists = dense_candidates(index, query_vectors, n_candidates, chunk_mask)
+    results = []
+    for qi, query in enumerate(queries):
+        dense = _aggregate(index, *dense_lists[qi]) if use_dense else _Ranked()
+        lexical = (
+            _aggregate(index, *lexical_candidates(index, query, n_candidates, chunk_mask))
+            if use_lexical
+            else _Ranked()
+        )
+        results.append(_fuse(index, dense, lexical, params, k))
+    return results
+
+
+def _fuse(
+    index: KbIndex, dense: _Ranked, lexical: _Ranked, params: SearchParams, k: int
+) -> list[SearchHit]:
+    rk = params.rrf_k
+    scored: list[tuple[float, float, int]] = []
+    for article in set(dense.rank) | set(lexical.rank):
+        if params.mode == "dense":
+            score = dense.score[article]
+        elif params.mode == "lexical":
+            score = lexical.score[article]
+        else:
+            score = 0.0
+            if article in dense.rank:
+                score += params.dense_weight / (rk + dense.rank[article])
+            if article in lexical.rank:
+                score += params.lexical_weight / (rk + lexical.rank[article])
+        tie = dense.score.get(article, -1.0)
+        scored.append((score, tie, article))
+    scored.sort(key=lambda t: (-t[0], -t[1], t[2]))
+    hits = []
+    for score, _tie, article in scored[:k]:
+        row = _best_row(index, article, dense, lexical, params)
+        chunk = index.chunks[row]
+        meta = index.article_list[article]
+        text = f"{chunk.heading}: {chunk.text}" if chunk.heading else chunk.text
+        hits.append(
+            SearchHit(
+                article_id=meta.article_id,
+                title=meta.title,
+                snippet=snippet(text),
+                url=meta.url,
+                language=meta.language,
+                categories=list(meta.categories),
+                score=float(score),
+                chunk_id=chunk.chunk_id,
+                heading=chunk.heading,
+                passage=chunk.text,
+                dense_score=dense.score.get(article),
+                lexical_score=lexical.score.get(article),
+                dense_rank=dense.rank.get(article),
+                lexical_rank=lexical.rank.get(article),
+            )
+        )
+    return hits
+
+
+def _best_row(
+    index: KbIndex, article: int, dense: _Ranked, lexical: _Ranked, params: SearchParams
+) -> int:
+    """The article's chunk with the best chunk-level fused score."""
+    if article not in lexical.best_row:
+        return dense.best_row[article]
+    if article not in dense.best_row:
+        return lexical.best_row[article]
+    candidates = {dense.best_row[article], lexical.best_row[article]}
+    rk = params.rrf_k
+
+    def fused(row: int) -> float:
+        score = 0.0
+        if row in dense.chunk_rank:
+            score += params.dense_weight / (rk + dense.chunk_rank[row])
+        if row in lexical.chunk_rank:
+            score += params.lexical_weight / (rk + lexical.chunk_rank[row])
+        return score
+
+    return max(sorted(candidates), key=fused)
