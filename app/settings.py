@@ -21,7 +21,12 @@ from sqlalchemy.engine import make_url
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_FILE = PROJECT_ROOT / "config.yml"
-SECRET_KEYS = {("bot", "token"), ("console", "secret_key"), ("bot", "webhook_secret")}
+SECRET_KEYS = {
+    ("bot", "token"),
+    ("console", "secret_key"),
+    ("bot", "webhook_secret"),
+    ("nlu", "rasa_token"),
+}
 
 
 class AppSection(BaseModel):
@@ -96,11 +101,28 @@ class KbSection(BaseModel):
 
 
 class NluSection(BaseModel):
+    """NLU: the Rasa service (optional) and the embedded classifier (see nlu/service.py)."""
+
     rasa_url: str = ""
     rasa_token: SecretStr | None = None
+    # Per message: the time Rasa may take (all attempts) before the embedded classifier answers.
     rasa_timeout_s: float = 1.5
+    rasa_attempt_timeout_s: float = 0.8
+    rasa_attempts: int = 3
+    rasa_backoff_s: float = 0.05
+    breaker_failures: int = 3
+    breaker_cooldown_s: float = 15.0
     model_dir: Path = Path("var/nlu")
+    # Rasa answers below this confidence become out_of_scope (the embedded classifier uses
+    # the threshold chosen on validation data when it was trained).
     confidence_threshold: float = 0.5
+    embedder: str = "use-multilingual"
+    max_chars: int = 1000
+    data_dir: Path = Path("nlu/rasa/data")
+    rasa_project: Path = Path("nlu/rasa")
+    rasa_venv: Path = Path(".venv-rasa")
+    rasa_python: str = "python3.10"
+    rasa_port: int = 5005
 
 
 class BotSection(BaseModel):
