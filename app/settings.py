@@ -138,6 +138,74 @@ class BotSection(BaseModel):
     redis_url: str = "redis://127.0.0.1:6379/0"
 
 
+class HandoffTeam(BaseModel):
+    """A team of agents that handoffs are routed to. Every non-empty criterion must match;
+    the most specific matching team wins (ties: the first listed)."""
+
+    name: str
+    intents: list[str] = Field(default_factory=list)  # e.g. [purchase_inquiry]
+    categories: list[str] = Field(default_factory=list)  # product category keys, e.g. [gpu]
+    languages: list[Literal["zh", "en"]] = Field(default_factory=list)
+    members: list[int | str] = Field(default_factory=list)  # staff ids (or logins)
+    expected_wait_minutes: int | None = None  # overrides handoff.expected_wait_minutes
+
+
+class CannedReply(BaseModel):
+    """A canned reply agents send with `/canned <name>`, in the customer's language."""
+
+    zh: str
+    en: str
+
+
+def _default_teams() -> list[HandoffTeam]:
+    return [
+        HandoffTeam(name="sales", intents=["purchase_inquiry"], members=[2, 4]),
+        HandoffTeam(name="support-zh", languages=["zh"], members=[2, 3, 5]),
+        HandoffTeam(name="support-en", languages=["en"], members=[4, 5]),
+    ]
+
+
+def _default_canned() -> dict[str, CannedReply]:
+    return {
+        "hello": CannedReply(
+            zh="您好！我是客服，正在查看您的问题，请稍等。",
+            en="Hello! I'm looking into your request now, one moment please.",
+        ),
+        "serial": CannedReply(
+            zh="请提供设备的序列号（SN 开头的 12 位字符，通常在机身或包装盒的标签上）。",
+            en="Could you send the unit's serial number? It starts with SN and has 12 "
+            "characters; you'll find it on the label on the device or its box.",
+        ),
+        "rma": CannedReply(
+            zh="我们已为您登记保修返修：请将设备连同配件妥善包装寄回，"
+            "我们收到后 3 个工作日内检测。",
+            en="Your warranty repair (RMA) is registered: please pack the unit with its "
+            "accessories and send it back; we test it within 3 business days of arrival.",
+        ),
+        "bye": CannedReply(
+            zh="感谢您的耐心！如还有问题，随时在这里给我们留言。",
+            en="Thank you for your patience! If anything else comes up, just write here.",
+        ),
+    }
+
+
+class HandoffSection(BaseModel):
+    """Agent handoff: routing, timeouts, canned replies (see bot/handoff.py)."""
+
+    claim_timeout_s: int = 300  # unclaimed this long → the customer is told the expected wait
+    queue_timeout_s: int = 14_400  # unclaimed this long → back to the bot (0 = never)
+    inactivity_timeout_s: int = 1_800  # agent-owned, silent this long → back to the bot
+    sweep_interval_s: float = 30.0
+    expected_wait_minutes: int = 15  # shown to a waiting customer (team value overrides)
+    staff_language: Literal["zh", "en"] = "en"  # language of the staff-group texts
+    card_messages: int = 8  # last messages shown on the customer card
+    card_devices: int = 8
+    notify_by_dm: bool = True  # also DM the team's agents (works once they started the bot)
+    default_team: str = "support-en"  # when no team matches
+    teams: list[HandoffTeam] = Field(default_factory=_default_teams)
+    canned: dict[str, CannedReply] = Field(default_factory=_default_canned)
+
+
 class ConsoleSection(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8080
@@ -189,6 +257,7 @@ class Settings(BaseSettings):
     kb: KbSection = Field(default_factory=KbSection)
     nlu: NluSection = Field(default_factory=NluSection)
     bot: BotSection = Field(default_factory=BotSection)
+    handoff: HandoffSection = Field(default_factory=HandoffSection)
     console: ConsoleSection = Field(default_factory=ConsoleSection)
     scheduler: SchedulerSection = Field(default_factory=SchedulerSection)
 
