@@ -223,25 +223,17 @@ class RowParser:
         self.record = record
         self.failed = False
 
-    def raw(self, column: str) -> Any:
-        return self.record.values.get(column)
-
     def has(self, column: str) -> bool:
         """True when the column holds a value (empty cells and nulls count as absent)."""
-        value = self.record.values.get(column)
-        if value is None:
-            return False
-        if isinstance(value, str):
-            return bool(value.strip())
-        return not (isinstance(value, list | dict) and not value)
+        return _present(self.record.values.get(column))
 
     def get(self, column: str, parse: Callable[[Any], Any], *, required: bool = False) -> Any:
         """The parsed value of `column`, or None when empty (or invalid: the error is reported)."""
-        if not self.has(column):
+        value = self.record.values.get(column)
+        if not _present(value):
             if required:
                 self.fail(column, "required")
             return None
-        value = self.record.values[column]
         try:
             return parse(value)
         except (fields.FieldError, DomainError) as exc:
@@ -252,6 +244,16 @@ class RowParser:
     def fail(self, column: str, reason: str, value: Any = "") -> None:
         self.failed = True
         self.report.issue(self.record.row, column, reason, value)
+
+
+def _present(value: Any) -> bool:
+    if value is None:
+        return False
+    if value.__class__ is str:
+        return bool(value) and not value.isspace()
+    if isinstance(value, list | dict):
+        return bool(value)
+    return True
 
 
 def chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, false, insert, or_, select, update
+from sqlalchemy import ColumnElement, Table, false, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.customers.contact import normalize_email, normalize_phone
@@ -72,6 +72,9 @@ FIELDS = (
     "marketing_consent",
     "consent_source",
 )
+CUSTOMERS_T = cast(Table, Customer.__table__)
+COMPANIES = cast(Table, Company.__table__)
+CONSENT_EVENTS = cast(Table, ConsentEvent.__table__)
 KEY_LABELS = {"phone": "phone", "email": "e-mail", "telegram_user_id": "Telegram user id"}
 
 
@@ -419,7 +422,7 @@ class CustomerImporter(EntityImporter[CustomerRow]):
         ]
         if new:
             created = await session.execute(
-                insert(Company).returning(Company.id, Company.name, sort_by_parameter_order=True),
+                insert(COMPANIES).returning(COMPANIES.c.id, COMPANIES.c.name),
                 new,
             )
             ids.update((name, company_id) for company_id, name in created.all())
@@ -494,12 +497,12 @@ class CustomerImporter(EntityImporter[CustomerRow]):
                 if row["marketing_consent"]:
                     row["consent_changed_at"] = now
                 rows.append(row)
+            # RETURNING without sort_by_parameter_order: SQLAlchemy then batches the rows into
+            # multi-row INSERTs (with the ordering guarantee it falls back to one per row);
+            # the consent events need only what is returned, not the input order.
             inserted = await ctx.session.execute(
-                insert(Customer).returning(
-                    Customer.id,
-                    Customer.marketing_consent,
-                    Customer.consent_source,
-                    sort_by_parameter_order=True,
+                insert(CUSTOMERS_T).returning(
+                    CUSTOMERS_T.c.id, CUSTOMERS_T.c.marketing_consent, CUSTOMERS_T.c.consent_source
                 ),
                 rows,
             )
@@ -510,7 +513,7 @@ class CustomerImporter(EntityImporter[CustomerRow]):
                     )
             ctx.counts.inserted += len(rows)
         if events:
-            await ctx.session.execute(insert(ConsentEvent), events)
+            await ctx.session.execute(insert(CONSENT_EVENTS), events)
 
     @staticmethod
     def _without(batch: list[CustomerRow], bad: set[int]) -> list[CustomerRow]:

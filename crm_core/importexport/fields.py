@@ -41,6 +41,8 @@ def bounded_text(value: Any, max_len: int) -> str:
     return result
 
 
+_INT_RE = re.compile(r"[+-]?\d+")
+_SERIAL_SPLIT = re.compile(r"[;|,\s]+")
 _TRUE = {"true", "1", "yes", "y", "是", "t"}
 _FALSE = {"false", "0", "no", "n", "否", "f"}
 
@@ -66,7 +68,7 @@ def integer(value: Any, *, minimum: int | None = None, maximum: int | None = Non
         raw = text(value)
         if isinstance(value, float) and value.is_integer():
             raw = str(int(value))
-        if not re.fullmatch(r"[+-]?\d+", raw):
+        if not _INT_RE.fullmatch(raw):
             raise FieldError("expected a whole number")
         number = int(raw)
     if minimum is not None and number < minimum:
@@ -165,7 +167,7 @@ def string_list(value: Any, *, separators: re.Pattern[str] = _LIST_SPLIT) -> lis
 def serials(value: Any) -> list[str]:
     """Serial numbers separated by `;` (or a JSON list), each `SN` + 10 letters/digits."""
     result: list[str] = []
-    raw_items = value if isinstance(value, list) else re.split(r"[;|,\s]+", text(value))
+    raw_items = value if isinstance(value, list) else _SERIAL_SPLIT.split(text(value))
     for raw in raw_items:
         item = text(raw).upper()
         if not item:

@@ -9,18 +9,19 @@ again later in the file is an error (lines of an order must be together).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.catalog.models import Product
 from crm_core.customers.contact import normalize_email, normalize_phone
 from crm_core.customers.models import Customer
+from crm_core.errors import DomainError
 from crm_core.ids import is_order_number
 from crm_core.importexport import fields
 from crm_core.importexport.columns import ORDERS
@@ -76,6 +77,11 @@ REF_LABELS = {
 }
 
 LineKey = tuple[int, int, Decimal, tuple[str, ...]]
+CENT = Decimal("0.01")
+MEMO_SIZE = 20_000
+ORDERS_T = cast(Table, Order.__table__)
+ITEMS_T = cast(Table, OrderItem.__table__)
+SERIALS_T = cast(Table, OrderItemSerial.__table__)
 
 
 @dataclass(slots=True)
@@ -128,18 +134,19 @@ class OrderImporter(EntityImporter[OrderGroup]):
         super().__init__(*args, **kwargs)
         self._group: OrderGroup | None = None
         self._pending_lines = 0
+        self._cache: dict[Any, tuple[bool, Any]] = {}
 
     # -- reading and grouping --------------------------------------------------------------
 
     async def feed(self, record: Record) -> None:
-        number: str | None = None
-        raw_number = record.values.get("order_number")
-        try:
-            number = _order_number(raw_number) if raw_number else None
-        except fields.FieldError:
-            number = None
         if record.problem is not None:
+            # An unreadable row rejects the order it belongs to: the one its order number
+            # names, else (no readable number) the order being read.
             self.ctx.report.add(record.problem)
+            try:
+                number = _order_number(record.values.get("order_number") or "")
+            except fields.FieldError:
+                number = None
             group = await self._group_for(number, record.row) if number else self._group
             if group is None:
                 self.reject_row(1, 0)
@@ -195,24 +202,52 @@ class OrderImporter(EntityImporter[OrderGroup]):
         self._group = OrderGroup(number, row, row)
         return self._group
 
+    def _memo(self, parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        """`parse` with a bounded cache of recent results: every line of an order repeats
+        the customer's phone and the dates, and phone normalisation is the costly part."""
+        cache = self._cache
+
+        def cached(value: Any) -> Any:
+            key = (parse.__code__, value) if isinstance(value, str) else None
+            hit = cache.get(key) if key is not None else None
+            if hit is None:
+                try:
+                    hit = (True, parse(value))
+                except (fields.FieldError, DomainError) as exc:
+                    # Keep the message: re-raising one exception object grows its traceback.
+                    hit = (False, str(exc))
+                if key is not None:
+                    if len(cache) >= MEMO_SIZE:
+                        cache.clear()
+                    cache[key] = hit
+            ok, result = hit
+            if ok:
+                return result
+            raise fields.FieldError(result)
+
+        return cached
+
     def _parse_line(self, record: Record) -> tuple[str | None, dict[str, Any] | None, Line | None]:
         """(order number, header values given on this row, the line) — header None = bad row."""
         p = RowParser(self.ctx.report, record)
         region = self.ctx.config.phone_region
         zone = self.ctx.zone
         number = p.get("order_number", _order_number, required=True)
+        memo = self._memo
         header: dict[str, Any] = {
             "customer_phone": p.get(
-                "customer_phone", lambda v: normalize_phone(fields.text(v), region)
+                "customer_phone", memo(lambda v: normalize_phone(fields.text(v), region))
             ),
-            "customer_email": p.get("customer_email", lambda v: normalize_email(fields.text(v))),
+            "customer_email": p.get(
+                "customer_email", memo(lambda v: normalize_email(fields.text(v)))
+            ),
             "customer_anonymous_id": p.get(
                 "customer_anonymous_id", lambda v: fields.bounded_text(v, 40)
             ),
             "channel": p.get("channel", lambda v: fields.choice(v, CHANNEL_WORDS, "channel")),
             "status": p.get("status", lambda v: fields.choice(v, STATUS_WORDS, "status")),
-            "placed_at": p.get("placed_at", lambda v: fields.moment(v, zone)),
-            "delivered_at": p.get("delivered_at", lambda v: fields.moment(v, zone)),
+            "placed_at": p.get("placed_at", memo(lambda v: fields.moment(v, zone))),
+            "delivered_at": p.get("delivered_at", memo(lambda v: fields.moment(v, zone))),
             "currency": p.get("currency", currency),
         }
         header = {k: v for k, v in header.items() if v is not None}
@@ -402,41 +437,47 @@ class OrderImporter(EntityImporter[OrderGroup]):
                 await session.execute(delete(OrderItem).where(OrderItem.id.in_(ids)))
         order_ids: list[tuple[OrderGroup, int]] = [(g, old.id) for g, old in replace]
         if new_orders:
+            # RETURNING is matched by natural key, not by position: with
+            # sort_by_parameter_order SQLAlchemy would insert one row per statement.
             created = await session.execute(
-                insert(Order).returning(Order.id, sort_by_parameter_order=True),
+                insert(ORDERS_T).returning(ORDERS_T.c.id, ORDERS_T.c.order_number),
                 [values for _, values in new_orders],
             )
-            order_ids.extend(
-                (group, order_id)
-                for (group, _), order_id in zip(new_orders, created.scalars().all(), strict=True)
-            )
+            id_of = {number: order_id for order_id, number in created.all()}
+            order_ids.extend((group, id_of[group.order_number]) for group, _ in new_orders)
             self.ctx.counts.inserted += len(new_orders)
         item_rows: list[dict[str, Any]] = []
-        item_serials: list[list[str]] = []
+        # Serials per line, keyed by what identifies a line in the RETURNING rows; lines
+        # with the same key are interchangeable, so any assignment among them is right.
+        serials_of: dict[tuple[int, int, int, Decimal], list[list[str]]] = defaultdict(list)
         for group, order_id in order_ids:
             for line in group.lines:
+                product_id = products[line.sku]
                 item_rows.append(
                     {
                         "order_id": order_id,
-                        "product_id": products[line.sku],
+                        "product_id": product_id,
                         "quantity": line.quantity,
                         "unit_price": line.unit_price,
                     }
                 )
-                item_serials.append(line.serials)
+                key = (order_id, product_id, line.quantity, line.unit_price)
+                serials_of[key].append(line.serials)
         if item_rows:
+            items = ITEMS_T.c
             created_items = await session.execute(
-                insert(OrderItem).returning(OrderItem.id, sort_by_parameter_order=True), item_rows
+                insert(ITEMS_T).returning(
+                    items.id, items.order_id, items.product_id, items.quantity, items.unit_price
+                ),
+                item_rows,
             )
-            serial_rows = [
-                {"order_item_id": item_id, "serial_number": serial}
-                for item_id, serials in zip(
-                    created_items.scalars().all(), item_serials, strict=True
-                )
-                for serial in serials
-            ]
+            serial_rows: list[dict[str, Any]] = []
+            for item_id, order_id, product_id, quantity, unit_price in created_items.all():
+                key = (order_id, product_id, quantity, Decimal(unit_price).quantize(CENT))
+                for serial in serials_of[key].pop():
+                    serial_rows.append({"order_item_id": item_id, "serial_number": serial})
             if serial_rows:
-                await session.execute(insert(OrderItemSerial), serial_rows)
+                await session.execute(insert(SERIALS_T), serial_rows)
 
     async def _drop_file_duplicates(self, batch: list[OrderGroup]) -> list[OrderGroup]:
         """An order number seen before in the file (lines not together, or the order twice)

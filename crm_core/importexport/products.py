@@ -6,9 +6,9 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.catalog.categories import canonical_category
@@ -30,6 +30,8 @@ FIELDS = (
     "active",
 )
 SKU_MAX = 64
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+_CURRENCY_RE = re.compile(r"[A-Z]{3}")
 
 
 @dataclass(slots=True)
@@ -47,14 +49,14 @@ def sku(value: Any) -> str:
     raw = fields.text(value)
     if len(raw) > SKU_MAX:
         raise fields.FieldError(f"a SKU has at most {SKU_MAX} characters")
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in raw):
+    if _CONTROL_RE.search(raw):
         raise fields.FieldError("a SKU cannot contain control characters")
     return raw
 
 
 def currency(value: Any) -> str:
     code = fields.text(value).upper()
-    if not re.fullmatch(r"[A-Z]{3}", code):
+    if not _CURRENCY_RE.fullmatch(code):
         raise fields.FieldError("expected a three-letter currency code such as CNY or USD")
     return code
 
@@ -141,7 +143,7 @@ class ProductImporter(EntityImporter[ProductRow]):
             await ctx.session.execute(update(Product), changes)
             ctx.counts.updated += len(changes)
         if inserts:
-            await ctx.session.execute(insert(Product), inserts)
+            await ctx.session.execute(insert(cast(Table, Product.__table__)), inserts)
             ctx.counts.inserted += len(inserts)
 
 
