@@ -597,7 +597,7 @@ class OrderImporter(EntityImporter[OrderGroup]):
                     i.order_id.in_(part)
                 )
             )
-            items.extend(rows.tuples().all())
+            items.extend((a, b, c, d, e) for a, b, c, d, e in rows.all())
         s = OrderItemSerial.__table__.c
         for part in chunks([item[0] for item in items], 5000):
             rows = await session.execute(
@@ -632,7 +632,7 @@ class OrderImporter(EntityImporter[OrderGroup]):
                 .join(order_t, o.id == i.order_id)
                 .where(s.serial_number.in_(part))
             )
-            result.update(rows.tuples().all())
+            result.update((serial, number) for serial, number in rows.all())
         return result
 
     async def _items_with_returns(self, stored: dict[str, StoredOrder]) -> set[int]:
