@@ -86,7 +86,11 @@ class RecordReader:
         if not header_line:
             raise FileRefused("the file is empty")
         delimiter = self._pick_delimiter(header_line)
-        reader = csv.reader(itertools.chain([header_line], stream), delimiter=delimiter)
+        # strict: an unclosed quote or text after a closing quote is an error, not a row
+        # that silently swallows the rest of the file.
+        reader = csv.reader(
+            itertools.chain([header_line], stream), delimiter=delimiter, strict=True
+        )
         try:
             header = next(reader)
         except csv.Error as exc:
@@ -128,7 +132,10 @@ class RecordReader:
         """The separator that splits the header into the most known columns (`,` on a tie)."""
         best, best_hits = ",", -1
         for delimiter in DELIMITERS:
-            cells = next(csv.reader([header_line], delimiter=delimiter), [])
+            try:
+                cells = next(csv.reader([header_line], delimiter=delimiter), [])
+            except csv.Error:
+                continue
             hits = sum(1 for cell in cells if self.layout.resolve(cell))
             if hits > best_hits:
                 best, best_hits = delimiter, hits

@@ -326,6 +326,22 @@ async def test_rows_with_too_many_or_too_few_values_are_row_errors(
     assert counts(result) == (2, 0, 0, 2)
 
 
+async def test_a_csv_syntax_error_refuses_the_file_even_with_partial(
+    db: Database, clock: FixedClock, tmp_path: Path
+) -> None:
+    path = write(
+        tmp_path,
+        "c.csv",
+        'name,phone\nGood,13800138000\n"Unclosed,13900139000\nMore,13700137000\n',
+    )
+
+    result = await do_import(db, clock, Entity.CUSTOMERS, path, partial=True)
+
+    assert result.file_error == "row 3: CSV syntax error: unexpected end of data"
+    assert not result.committed
+    assert await scalar(db, select(func.count()).select_from(Customer)) == 0
+
+
 async def test_semicolon_and_tab_separated_files_are_recognised_by_their_header(
     db: Database, clock: FixedClock, tmp_path: Path
 ) -> None:
