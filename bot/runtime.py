@@ -13,6 +13,7 @@ from aiogram.fsm.storage.memory import MemoryStorage
 from app.settings import Settings
 from bot.deps import BotDeps
 from bot.middlewares.context import CustomerMiddleware, UnitOfWorkMiddleware
+from bot.middlewares.handoff import HandoffMiddleware
 from bot.routers import all_routers
 
 OFFLINE_TOKEN = "42:offline-terminal-token"  # `hwcrm chat` / tests: never sent to Telegram
@@ -40,6 +41,7 @@ def build_dispatcher(deps: BotDeps, storage: BaseStorage | None = None) -> Dispa
     dp["deps"] = deps
     dp.update.outer_middleware(UnitOfWorkMiddleware(deps))
     dp.update.outer_middleware(CustomerMiddleware(deps))
+    dp.update.outer_middleware(HandoffMiddleware(deps))
     for router in all_routers():
         dp.include_router(router)
     return dp

@@ -66,10 +66,14 @@ def allowed_events(owner: str) -> list[HandoffEvent]:
 class TeamLike(Protocol):
     """A routing team as configured (see `app.settings.HandoffTeam`)."""
 
-    name: str
-    intents: list[str]
-    categories: list[str]
-    languages: list[str]
+    @property
+    def name(self) -> str: ...
+    @property
+    def intents(self) -> Sequence[str]: ...
+    @property
+    def categories(self) -> Sequence[str]: ...
+    @property
+    def languages(self) -> Sequence[str]: ...
 
 
 T = TypeVar("T", bound=TeamLike)
@@ -376,6 +380,15 @@ class HandoffService:
         external_id: str | int | None = None,
     ) -> ConversationDTO:
         """The owning agent wrote to the customer: log it (outbound, attributed)."""
+        conversation = await self.check_agent_may_write(conversation_id, staff_id)
+        await self._conversations.log_interaction(
+            conversation_id, "outbound", text, agent_staff_id=staff_id, external_id=external_id
+        )
+        return conversation
+
+    async def check_agent_may_write(self, conversation_id: int, staff_id: int) -> ConversationDTO:
+        """The conversation, when `staff_id` owns it (so may write to the customer); else
+        InvalidTransition (nobody owns it) or PermissionDenied (another agent does)."""
         conversation = await self._load(conversation_id)
         if conversation.owner != Owner.AGENT or conversation.closed_at is not None:
             raise InvalidTransition(self._describe(conversation, None))
@@ -384,9 +397,6 @@ class HandoffService:
             raise PermissionDenied(
                 f"{owner.name if owner else 'another agent'} owns this conversation"
             )
-        await self._conversations.log_interaction(
-            conversation_id, "outbound", text, agent_staff_id=staff_id, external_id=external_id
-        )
         return ConversationDTO.model_validate(conversation)
 
     async def add_note(self, conversation_id: int, staff_id: int, text: str) -> InteractionDTO:
