@@ -324,6 +324,10 @@ class EmbeddedModel:
             self._embedder = get_embedder(self.config.embedder)
         return self._embedder
 
+    def use_embedder(self, embedder: Embedder) -> None:
+        """Embed with `embedder` from now on (same model name; e.g. after a cached training)."""
+        self._embedder = embedder
+
     @property
     def oos_label(self) -> str:
         return self.config.oos_label

@@ -142,11 +142,22 @@ def evaluate_embedded(
     oos_label: str | None = "out_of_scope",
     embedder: Embedder | str = "use-multilingual",
     config: EmbeddedConfig | None = None,
+    cache_dir: Path | None = None,
     say: Say = lambda _: None,
 ) -> BackendReport:
-    """Train the embedded classifier on `train` and score it on `test`, one message at a time."""
+    """Train the embedded classifier on `train` and score it on `test`, one message at a time.
+
+    With `cache_dir`, training/validation embeddings go through the knowledge base's on-disk
+    :class:`~knowledge_base.cache.CachingEmbedder`; test messages never do (their latency
+    includes embedding them with the real model).
+    """
     if isinstance(embedder, str):
         embedder = get_embedder(embedder)
+    train_embedder: Embedder = embedder
+    if cache_dir is not None:
+        from knowledge_base.cache import CachingEmbedder
+
+        train_embedder = CachingEmbedder(embedder, cache_dir)
     config = config or EmbeddedConfig(embedder=embedder.name, oos_label=oos_label or "out_of_scope")
     started = time.perf_counter()
     model = train_embedded(
@@ -154,10 +165,15 @@ def evaluate_embedded(
         config,
         validation=validation,
         refit_with_validation=refit_with_validation,
-        embedder=embedder,
+        embedder=train_embedder,
         progress=say,
     )
     train_seconds = time.perf_counter() - started
+    if train_embedder is not embedder:
+        save = getattr(train_embedder, "save", None)
+        if save is not None:
+            save()
+        model.use_embedder(embedder)
     texts, gold = _texts_and_gold(test)
     model.parse("warm-up")  # first-call costs (lazy loads) are not per-message latency
     say(f"embedded: parsing {len(texts)} test messages one by one")
@@ -317,6 +333,7 @@ class EvaluationRequest:
     rasa_venv: Path = Path(".venv-rasa")
     rasa_config: Path = Path("nlu/rasa/config.yml")
     work_dir: Path | None = None
+    embedding_cache: Path | None = None
 
 
 def run_evaluation(
@@ -345,6 +362,7 @@ def run_evaluation(
                 refit_with_validation=request.refit_with_validation,
                 oos_label=request.oos_label,
                 embedder=request.embedder,
+                cache_dir=request.embedding_cache,
                 say=say,
             )
         elif backend == "rasa":

@@ -77,11 +77,11 @@ def rasa_env(cache_dir: Path | None = None) -> dict[str, str]:
 
 
 def rasa_bin(venv: Path) -> Path:
-    return venv / "bin" / "rasa"
+    return venv.absolute() / "bin" / "rasa"
 
 
 def venv_python(venv: Path) -> Path:
-    return venv / "bin" / "python"
+    return venv.absolute() / "bin" / "python"
 
 
 def requirements(project: Path) -> list[str]:
@@ -297,7 +297,8 @@ def train_rasa(
     The model lands in `out_dir` as ``nlu-<fingerprint16>.tar.gz`` with
     ``nlu-<fingerprint16>.fingerprint.json`` next to it.
     """
-    config_path = config_path or project / "config.yml"
+    project, out_dir = project.absolute(), out_dir.absolute()
+    config_path = (config_path or project / "config.yml").absolute()
     sources = [data] if isinstance(data, Path) else list(data or [project / "data"])
     files = [f for source in sources for f in nlu_files(source)]
     config = pipeline_config(config_path, epochs=epochs)
@@ -429,13 +430,13 @@ class RasaServer:
         log_path: Path | None = None,
         cwd: Path | None = None,
     ) -> None:
-        self.venv = venv
-        self.model = model
+        self.venv = venv.absolute()
+        self.model = model.absolute()
         self.token = token
         self.host = host
         self.port = port or free_port(host)
-        self.log_path = log_path or model.parent / f"rasa-server-{self.port}.log"
-        self.cwd = cwd or model.parent
+        self.log_path = (log_path or self.model.parent / f"rasa-server-{self.port}.log").absolute()
+        self.cwd = (cwd or self.model.parent).absolute()
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
