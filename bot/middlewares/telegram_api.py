@@ -1,0 +1,145 @@
+"""Bot API request middlewares: what the bot does when Telegram says no.
+
+Registered on the bot's session (`bot.session.middleware(...)`) in this order, outermost
+first: outbound logging (interactions.py), `ForbiddenMiddleware`, `RetryAfterMiddleware`,
+`LengthGuardMiddleware`. So a send is logged once, after it finally succeeded.
+
+- 429 Too Many Requests (`TelegramRetryAfter`): wait `retry_after` seconds and try again, at
+  most `max_attempts` times in all; a wait longer than `max_wait_s` is not attempted.
+- 403 Forbidden (`TelegramForbiddenError`) on a private chat: the user blocked the bot (or
+  deleted their account). The customer gets the `blocked_bot` tag and an `event` interaction
+  — durably, even when the update that tried to send rolls back — and the error goes on to
+  the caller (the error middleware treats it as expected, not as a crash).
+- Texts longer than Telegram accepts (4096 characters, captions 1024) are shortened with an
+  ellipsis instead of failing with 400.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram import Bot
+from aiogram.client.session.middlewares.base import (
+    BaseRequestMiddleware,
+    NextRequestMiddlewareType,
+)
+from aiogram.exceptions import TelegramForbiddenError, TelegramRetryAfter
+from aiogram.methods import Response, TelegramMethod
+from aiogram.methods.base import TelegramType
+
+from bot.middlewares.context import DbWriter
+from bot.middlewares.interactions import record_blocked
+from crm_core.services import CrmServices
+
+log = logging.getLogger("bot.telegram")
+
+MAX_TEXT = 4096
+MAX_CAPTION = 1024
+
+
+class RetryAfterMiddleware(BaseRequestMiddleware):
+    """Retries a call that got 429, after the `retry_after` Telegram asked for."""
+
+    def __init__(
+        self,
+        max_attempts: int = 3,
+        max_wait_s: float = 60.0,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    ) -> None:
+        self.max_attempts = max(1, max_attempts)
+        self.max_wait_s = max_wait_s
+        self.sleep = sleep
+        self.retries = 0
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Response[TelegramType]:
+        attempt = 1
+        while True:
+            try:
+                return await make_request(bot, method)
+            except TelegramRetryAfter as exc:
+                if attempt >= self.max_attempts or exc.retry_after > self.max_wait_s:
+                    log.warning(
+                        "%s: still rate-limited after %d attempt(s) (retry after %ss): giving up",
+                        method.__api_method__,
+                        attempt,
+                        exc.retry_after,
+                    )
+                    raise
+                log.info(
+                    "%s: rate-limited by Telegram, retrying in %ss (attempt %d/%d)",
+                    method.__api_method__,
+                    exc.retry_after,
+                    attempt + 1,
+                    self.max_attempts,
+                )
+                self.retries += 1
+                attempt += 1
+                await self.sleep(exc.retry_after)
+
+
+class ForbiddenMiddleware(BaseRequestMiddleware):
+    """Records a 403 on a private chat in the CRM (the user blocked the bot), then re-raises."""
+
+    def __init__(self, writer: DbWriter) -> None:
+        self.writer = writer
+        self.blocked = 0
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Response[TelegramType]:
+        try:
+            return await make_request(bot, method)
+        except TelegramForbiddenError:
+            chat_id = getattr(method, "chat_id", None)
+            if isinstance(chat_id, int) and chat_id > 0:
+                self.blocked += 1
+                log.warning(
+                    "%s to chat %s: 403, the user blocked the bot", method.__api_method__, chat_id
+                )
+
+                async def mark(crm: CrmServices) -> None:
+                    await record_blocked(
+                        crm,
+                        chat_id,
+                        f"blocked_bot: Telegram refused {method.__api_method__} (403, the "
+                        "customer blocked the bot or deleted the account)",
+                    )
+
+                try:
+                    await self.writer.write(mark, durable=True)
+                except Exception:
+                    log.exception("could not record the block of chat %s", chat_id)
+            raise
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class LengthGuardMiddleware(BaseRequestMiddleware):
+    """Shortens texts and captions that Telegram would refuse as too long."""
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Response[TelegramType]:
+        text = getattr(method, "text", None)
+        if isinstance(text, str) and len(text) > MAX_TEXT:
+            method = method.model_copy(update={"text": _shorten(text, MAX_TEXT)})
+        caption = getattr(method, "caption", None)
+        if isinstance(caption, str) and len(caption) > MAX_CAPTION:
+            method = method.model_copy(update={"caption": _shorten(caption, MAX_CAPTION)})
+        return await make_request(bot, method)
