@@ -31,6 +31,7 @@ from rich.progress import (
 from rich.table import Table
 
 from app.settings import Settings
+from crm_core.errors import DomainError
 from crm_core.importexport import (
     Entity,
     ExportResult,
@@ -108,7 +109,7 @@ def _import_command(entity: Entity) -> Callable[..., None]:
             False, "--dry-run", help="Validate everything, write nothing."
         ),
     ) -> None:
-        from app.cli import run_async
+        from app.cli import err_console, run_async
 
         request = ImportRequest(
             entity=entity,
@@ -119,7 +120,11 @@ def _import_command(entity: Entity) -> Callable[..., None]:
             dry_run=dry_run,
             timezone=timezone,
         )
-        result = run_async(_run_import(request, report))
+        try:
+            result = run_async(_run_import(request, report))
+        except DomainError as exc:
+            err_console.print(f"[red]error:[/red] {escape(str(exc))}")
+            raise typer.Exit(1) from None
         raise typer.Exit(_render_import(result, report))
 
     command.__doc__ = (

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, false, insert, or_, select, update
+from sqlalchemy import ColumnElement, Table, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.customers.contact import normalize_email, normalize_phone
@@ -265,7 +265,8 @@ class CustomerImporter(EntityImporter[CustomerRow]):
                 Company.tax_id.label("company_tax_id"),
             )
             .outerjoin(Company, Company.id == c.company_id)
-            .where(or_(false(), *conditions))
+            # No constant term in the OR: SQLite would then scan instead of using the indexes.
+            .where(or_(*conditions))
         )
         for row in (await self.ctx.session.execute(stmt)).mappings():
             values = {name: row[name] for name in FIELDS}

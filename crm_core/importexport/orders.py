@@ -636,12 +636,14 @@ class OrderImporter(EntityImporter[OrderGroup]):
         return result
 
     async def _items_with_returns(self, stored: dict[str, StoredOrder]) -> set[int]:
-        ids = [item_id for order in stored.values() for item_id, _ in order.items]
+        """Ids of the stored lines that have a return recorded (looked up by the indexed
+        order id)."""
+        ids = [order.id for order in stored.values() if order.items]
         found: set[int] = set()
         r = Return.__table__.c
         for part in chunks(ids, 5000):
             rows = await self.ctx.session.execute(
-                select(r.order_item_id).where(r.order_item_id.in_(part))
+                select(r.order_item_id).where(r.order_id.in_(part), r.order_item_id.is_not(None))
             )
             found.update(rows.scalars().all())
         return found

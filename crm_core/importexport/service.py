@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.audit.models import AuditEntry
@@ -29,7 +30,7 @@ from crm_core.catalog.models import Product
 from crm_core.clock import Clock
 from crm_core.customers.models import Customer
 from crm_core.db import unit_of_work
-from crm_core.errors import ValidationFailed
+from crm_core.errors import Conflict, ValidationFailed
 from crm_core.importexport import customers, fields, orders, products
 from crm_core.importexport.columns import LAYOUTS
 from crm_core.importexport.common import EntityImporter, FileKeys, ImportContext, Report
@@ -116,6 +117,12 @@ class ImportService:
         report = Report(self._config.keep_issues, on_issue)
         try:
             await self._run(request, file_format, result, report, progress)
+        except IntegrityError as exc:
+            # The lookups saw no such key, so another writer added it meanwhile.
+            raise Conflict(
+                "another change to the database collided with this import "
+                f"({exc.orig}); nothing was written, run the import again"
+            ) from exc
         except (FileRefused, EncodingProblem, fields.FieldError) as exc:
             result.file_error = str(exc)
             for issue in getattr(exc, "issues", None) or [Issue(row=0, reason=str(exc))]:

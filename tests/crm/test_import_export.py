@@ -28,6 +28,7 @@ from crm_core.catalog.models import Product
 from crm_core.clock import FixedClock
 from crm_core.customers.models import Company, ConsentEvent, Customer
 from crm_core.db import create_engine, create_session_factory, unit_of_work
+from crm_core.errors import Conflict
 from crm_core.importexport import (
     Entity,
     ExportService,
@@ -38,6 +39,7 @@ from crm_core.importexport import (
     Issue,
     run_import,
 )
+from crm_core.importexport.customers import CustomerImporter
 from crm_core.orders.models import Order, OrderItem, OrderItemSerial, Return
 from tests.conftest import Database
 
@@ -935,7 +937,61 @@ async def test_reimport_cannot_move_an_order_to_another_customer_or_replace_retu
     assert await snapshot(db) == before
 
 
+async def test_an_order_without_lines_imports_and_exports_as_a_row_without_a_sku(
+    db: Database, clock: FixedClock, tmp_path: Path
+) -> None:
+    await load_basics(db, clock)
+    path = write(
+        tmp_path,
+        "o.csv",
+        ORDERS_HEADER + "SO-90000001,13800138000,,store,cancelled,2026-06-01,,,,,\n",
+    )
+
+    result = await do_import(db, clock, Entity.ORDERS, path)
+
+    assert counts(result) == (1, 0, 0, 0), problems(result)
+    exported = await export_text(db, clock, Entity.ORDERS)
+    again = await do_import(db, clock, Entity.ORDERS, write(tmp_path, "again.csv", exported))
+    assert counts(again) == (0, 0, 1, 0)
+    row = next(csv.DictReader(io.StringIO(exported)))
+    assert (row["order_number"], row["status"], row["sku"], row["quantity"]) == (
+        "SO-90000001",
+        "cancelled",
+        "",
+        "",
+    )
+
+
 # -- all-or-nothing, --partial, dry run ---------------------------------------------------
+
+
+async def test_a_database_error_midway_rolls_back_everything(
+    db: Database, clock: FixedClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A concurrent writer adding the same phone between lookup and insert: simulated by
+    hiding the stored customer from the lookup, so the insert hits the unique index."""
+    await do_import(db, clock, Entity.CUSTOMERS, DATA / "customers_utf8_bom.csv")
+    before = await snapshot(db)
+    path = write(
+        tmp_path,
+        "c.csv",
+        "name,phone\n"
+        + "".join(f"New {i},1390000{i:04d}\n" for i in range(7))
+        + "Bob,13500135000\n",
+    )
+    real_load = CustomerImporter._load_existing
+
+    async def blind_load(self: CustomerImporter, batch: list[Any]) -> Any:
+        found = await real_load(self, batch)
+        found["phone"].pop("+8613500135000", None)
+        return found
+
+    monkeypatch.setattr(CustomerImporter, "_load_existing", blind_load)
+
+    with pytest.raises(Conflict, match="collided with this import"):
+        await do_import(db, clock, Entity.CUSTOMERS, path, partial=True)
+
+    assert await snapshot(db) == before
 
 
 async def test_a_rejected_row_rolls_back_the_whole_file_leaving_the_database_unchanged(
