@@ -1,7 +1,187 @@
-"""Router: free_text."""
+"""Free text (the last router): through the NLU, routed by intent, entities filling the slots.
+
+"my order SO-12345678 where is it" goes straight to that order's status; "my GPU fans stopped"
+to a fault report about the customer's GPU with that symptom; and so on. Below the NLU
+confidence threshold, or out of scope, the bot tries the knowledge base once and otherwise
+says honestly that it is not sure and offers a person — it never guesses.
+
+The intent and confidence are recorded with the bot's replies in the CRM interaction log
+(`annotate_outbound` of the runtime's interaction logging).
+"""
 
 from __future__ import annotations
 
-from aiogram import Router
+from collections.abc import Awaitable, Callable
 
-router = Router(name="free_text")
+from aiogram import F
+from aiogram.types import Message
+
+from bot.flows.context import Flow, customer_router
+from bot.flows.human import REQUEST_HUMAN, hand_to_human
+from bot.flows.kb import answer_text, ask_kb, source_button
+from bot.flows.replies import not_sure, send_menu
+from bot.flows.states import FaultStates
+from bot.keyboards import rows
+from bot.routers import faults, feedback, orders, privacy, products, sales, warranty
+from nlu.schemas import ParseResult
+
+router = customer_router("free_text")
+
+Route = Callable[[Flow, str, ParseResult], Awaitable[None]]
+
+
+@router.message(F.text & F.text.startswith("/"))
+async def on_unknown_command(message: Message, flow: Flow) -> None:
+    await send_menu(flow, "nlu.unknown_command")
+
+
+@router.message(F.text)
+async def on_text(message: Message, flow: Flow) -> None:
+    """Parse, then route by intent with the entities as slots."""
+    text = message.text or ""
+    parse = await flow.deps.nlu.parse(text)
+    intent = parse.intent
+    confident = parse.confidence >= flow.deps.settings.nlu.confidence_threshold
+    current = await flow.state.get_state()
+    if current == FaultStates.outcome.state and intent in ("affirm", "deny") and confident:
+        intent = "fault_solved" if intent == "affirm" else "fault_unsolved"
+    flow.intent, flow.confidence = parse.intent, parse.confidence
+    route = ROUTES.get(intent) if confident else None
+    await (route or _unsure)(flow, text, parse)
+
+
+async def _unsure(flow: Flow, text: str, parse: ParseResult) -> None:
+    """Low confidence or out of scope: a confident KB answer with its source, else honesty."""
+    answer = await ask_kb(flow, text, parse.first("product_category"))
+    if answer is None:
+        await not_sure(flow)
+        return
+    await flow.say(answer_text(flow, answer), rows([source_button(flow, answer)]))
+
+
+# -- routes ------------------------------------------------------------------------------------
+
+
+async def _greet(flow: Flow, text: str, parse: ParseResult) -> None:
+    await send_menu(flow, "nlu.greet")
+
+
+async def _goodbye(flow: Flow, text: str, parse: ParseResult) -> None:
+    await flow.say(flow.t("nlu.goodbye"))
+
+
+async def _thanks(flow: Flow, text: str, parse: ParseResult) -> None:
+    await flow.say(flow.t("nlu.thanks"))
+
+
+async def _affirm_deny(flow: Flow, text: str, parse: ParseResult) -> None:
+    await send_menu(flow, "nlu.how_can_i_help")
+
+
+async def _fault(flow: Flow, text: str, parse: ParseResult) -> None:
+    await faults.start_fault(
+        flow,
+        serial=parse.first("serial_number"),
+        category=parse.first("product_category"),
+        symptom=text,
+    )
+
+
+async def _fault_solved(flow: Flow, text: str, parse: ParseResult) -> None:
+    await faults.mark_solved(flow)
+
+
+async def _fault_unsolved(flow: Flow, text: str, parse: ParseResult) -> None:
+    await faults.open_ticket(flow)
+
+
+async def _product_question(flow: Flow, text: str, parse: ParseResult) -> None:
+    await products.answer_question(
+        flow,
+        text,
+        category=parse.first("product_category"),
+        model=parse.first("product_model"),
+    )
+
+
+async def _warranty(flow: Flow, text: str, parse: ParseResult) -> None:
+    await warranty.show_warranty(
+        flow, serial=parse.first("serial_number"), order_number=parse.first("order_number")
+    )
+
+
+async def _order_status(flow: Flow, text: str, parse: ParseResult) -> None:
+    number = parse.first("order_number")
+    if number is None:
+        await orders.show_orders(flow)
+    else:
+        await orders.show_order(flow, number)
+
+
+async def _return(flow: Flow, text: str, parse: ParseResult) -> None:
+    number = parse.first("order_number")
+    if number is None:
+        await orders.show_orders(flow, for_return=True)
+    else:
+        await orders.start_return(flow, number)
+
+
+async def _purchase(flow: Flow, text: str, parse: ParseResult) -> None:
+    await sales.start_inquiry(
+        flow,
+        text,
+        category=parse.first("product_category"),
+        model=parse.first("product_model"),
+    )
+
+
+async def _human(flow: Flow, text: str, parse: ParseResult) -> None:
+    await flow.state.set_state(None)
+    await hand_to_human(flow, REQUEST_HUMAN, category=parse.first("product_category"))
+
+
+async def _complaint(flow: Flow, text: str, parse: ParseResult) -> None:
+    await flow.state.set_state(None)
+    await feedback.file_complaint(flow, text, category=parse.first("product_category"))
+
+
+async def _unsubscribe(flow: Flow, text: str, parse: ParseResult) -> None:
+    await privacy.stop_marketing(flow, privacy.UNSUBSCRIBE_SOURCE)
+
+
+ROUTES: dict[str, Route] = {
+    "greet": _greet,
+    "goodbye": _goodbye,
+    "thanks": _thanks,
+    "affirm": _affirm_deny,
+    "deny": _affirm_deny,
+    "report_fault": _fault,
+    "fault_solved": _fault_solved,
+    "fault_unsolved": _fault_unsolved,
+    "product_question": _product_question,
+    "check_warranty": _warranty,
+    "order_status": _order_status,
+    "return_refund": _return,
+    "purchase_inquiry": _purchase,
+    "request_human": _human,
+    "complaint": _complaint,
+    "unsubscribe": _unsubscribe,
+}
+
+
+# -- anything else -----------------------------------------------------------------------------
+
+
+@router.message(F.photo)
+async def on_photo(message: Message, flow: Flow) -> None:
+    """A photo outside a fault report starts one (the photo is kept for the ticket)."""
+    assert message.photo
+    await faults.start_fault(
+        flow, symptom=message.caption or None, photos=[message.photo[-1].file_id]
+    )
+
+
+@router.message()
+async def on_other(message: Message, flow: Flow) -> None:
+    """Stickers, voice, files, locations ...: the bot reads text (and fault photos)."""
+    await send_menu(flow, "nlu.text_only")

@@ -4,6 +4,7 @@ changes each test rolls back, and the real dispatcher wired to it."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -12,13 +13,24 @@ from pathlib import Path
 
 import pytest
 from aiogram import Bot
+from aiogram.fsm.storage.memory import MemoryStorage
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.settings import KbSection, load_settings
+from bot.deps import BotDeps
+from bot.fake_telegram import InProcessBotAPI
+from bot.i18n import Translator
+from bot.runtime import build_bot, build_dispatcher
 from crm_core.clock import FixedClock
 from crm_core.db import create_engine, unit_of_work
 from crm_core.demo import DemoOptions, seed_demo
 from crm_core.migrate import upgrade
+from knowledge_base.ingest import Ingestor
+from knowledge_base.service import KnowledgeBase
+from nlu.embedded import EmbeddedParser
+from nlu.service import NluService
+from tests.bot.harness import BotHarness
 from tests.conftest import PG_BASE_URL, _with_search_path
 
 DEMO_TODAY = date(2026, 6, 15)
@@ -95,3 +107,106 @@ async def offline_bot() -> AsyncIterator[Bot]:
 
     bot = build_bot(load_settings(), session=InProcessBotAPI())
     yield bot
+
+
+# -- the real NLU and knowledge base, and the scenario harness on top of them ---------------
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def real_nlu(request: pytest.FixtureRequest) -> NluService:
+    """The embedded NLU (the product's default backend), trained from nlu/rasa/data.
+
+    The trained model is kept in pytest's cache directory, guarded by the classifier's own
+    fingerprint (data files, configuration, library versions): it is retrained only when the
+    training data changes, instead of for every test session (~1 min).
+    """
+    model_dir = Path(request.config.cache.mkdir("hwcrm-nlu-embedded"))
+    parser = EmbeddedParser(PROJECT_ROOT / "nlu" / "rasa" / "data", model_dir)
+    parser.model()
+    return NluService(parser)
+
+
+def _kb_build_key(settings: KbSection, articles: Path) -> str:
+    """What the index depends on: every article file, the knowledge-base code, the settings."""
+    digest = hashlib.sha256(settings.model_dump_json(exclude={"index_dir"}).encode())
+    for folder in (articles, PROJECT_ROOT / "knowledge_base"):
+        for path in sorted(
+            p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+        ):
+            digest.update(path.relative_to(PROJECT_ROOT).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+@pytest.fixture(scope="session")
+def real_kb(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> KnowledgeBase:
+    """The real knowledge base: knowledge_base/articles ingested into a temporary index
+    (faiss + lexical, the configured embedder and calibration), once per session.
+
+    Ingesting takes a minute or more on a busy 2-core machine, so the built index is also kept
+    in pytest's cache directory under a hash of everything it depends on (article files, the
+    knowledge_base package's code, the kb settings); an unchanged input reuses it.
+    """
+    root = tmp_path_factory.mktemp("kb")
+    articles = PROJECT_ROOT / "knowledge_base" / "articles"
+    settings = load_settings().kb.model_copy(update={"index_dir": root / "index"})
+    cached = Path(request.config.cache.mkdir("hwcrm-kb-index")) / _kb_build_key(settings, articles)
+    if (cached / "CURRENT").is_file():
+        shutil.copytree(cached, settings.index_dir)
+    else:
+        url = f"sqlite+aiosqlite:///{root / 'kb.sqlite3'}"
+
+        async def build() -> None:
+            await upgrade(url)
+            engine = create_engine(url)
+            try:
+                sessions = async_sessionmaker(engine, expire_on_commit=False)
+                await Ingestor.from_settings(sessions, settings).ingest(articles)
+            finally:
+                await engine.dispose()
+
+        asyncio.run(build())
+        staging = cached.with_name(f".{cached.name}.{uuid.uuid4().hex[:8]}")
+        shutil.copytree(settings.index_dir, staging, ignore=shutil.ignore_patterns(".*lock"))
+        try:
+            staging.rename(cached)
+        except OSError:  # another session stored the same build first
+            shutil.rmtree(staging, ignore_errors=True)
+    kb = KnowledgeBase.from_settings(settings)
+    kb.require()
+    return kb
+
+
+@pytest.fixture(scope="session")
+def translator() -> Translator:
+    return Translator()
+
+
+@pytest.fixture
+async def bot_harness(
+    demo_sessions: async_sessionmaker[AsyncSession],
+    demo_clock: FixedClock,
+    real_nlu: NluService,
+    real_kb: KnowledgeBase,
+    translator: Translator,
+) -> AsyncIterator[BotHarness]:
+    """The real dispatcher (middlewares, routers, FSM in memory) on the demo database, with
+    the real embedded NLU and knowledge base, and Telegram in-process."""
+    settings = load_settings()
+    deps = BotDeps(
+        settings=settings,
+        sessions=demo_sessions,
+        clock=demo_clock,
+        translator=translator,
+        nlu=real_nlu,
+        kb=real_kb,
+    )
+    api = InProcessBotAPI()
+    bot = build_bot(settings, session=api)
+    dispatcher = build_dispatcher(deps, storage=MemoryStorage())
+    yield BotHarness(deps=deps, dispatcher=dispatcher, bot=bot, api=api)
+    await dispatcher.storage.close()
