@@ -554,17 +554,18 @@ async def sweep_handoffs(bot: Bot, deps: BotDeps, *, run: DbRunner | None = None
     runner = run or _unit_of_work_runner(deps)
     report = SweepReport()
     now = deps.clock.now()
-    jobs: list[tuple[str, int, _Change]] = []
-    if settings.claim_timeout_s > 0:
-        cutoff = now - timedelta(seconds=settings.claim_timeout_s)
-        jobs.append(("wait_notices", settings.claim_timeout_s, _wait_notice(deps, cutoff)))
+    jobs: list[tuple[str, _Change]] = []
+    # Timeouts first: a customer whose queue time is up is not told the expected wait too.
     if settings.queue_timeout_s > 0:
         cutoff = now - timedelta(seconds=settings.queue_timeout_s)
-        jobs.append(("queue_timeouts", settings.queue_timeout_s, _queue_timeout(cutoff)))
+        jobs.append(("queue_timeouts", _queue_timeout(cutoff)))
     if settings.inactivity_timeout_s > 0:
         cutoff = now - timedelta(seconds=settings.inactivity_timeout_s)
-        jobs.append(("inactive", settings.inactivity_timeout_s, _inactivity(cutoff)))
-    for counter, _, change in jobs:
+        jobs.append(("inactive", _inactivity(cutoff)))
+    if settings.claim_timeout_s > 0:
+        cutoff = now - timedelta(seconds=settings.claim_timeout_s)
+        jobs.append(("wait_notices", _wait_notice(deps, cutoff)))
+    for counter, change in jobs:
         for conversation_id in await runner(change.due):
             try:
                 notice = await runner(partial(change.apply, conversation_id))

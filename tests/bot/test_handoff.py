@@ -596,3 +596,55 @@ async def test_customers_records_are_kept_for_every_relay(desk: Desk) -> None:
         assert record is not None
         stored = await crm.session.get(Customer, record.id)
         assert stored is not None and stored.last_contact_at == desk.clock.now()
+
+
+async def test_edits_are_relayed_as_text_and_a_blocked_customer_is_reported(desk: Desk) -> None:
+    topic, _ = await queue(desk, EN, "en")
+    await desk.in_topic(EMILY, "/claim", topic)
+    edited = Update(
+        update_id=888_001,
+        edited_message=Message(
+            message_id=31,
+            date=datetime.now(UTC),
+            edit_date=int(datetime.now(UTC).timestamp()),
+            chat=Chat(id=EN, type="private"),
+            from_user=desk.user(EN),
+            text="actually it is the HDMI port",
+        ),
+    )
+    calls = await desk.feed(edited)
+    assert [c.method for c in calls] == ["sendMessage"]
+    assert calls[0].text == T.t("handoff.topic_edited", "en", text="actually it is the HDMI port")
+    assert calls[0].params["message_thread_id"] == topic
+
+    from aiogram.exceptions import TelegramForbiddenError
+
+    desk.api.fail_next(
+        "copyMessage", lambda m: TelegramForbiddenError(m, "Forbidden: bot was blocked by the user")
+    )
+    calls = await desk.in_topic(EMILY, "are you still there?", topic)
+    assert texts(calls) == T.t("handoff.topic_customer_blocked", "en")
+
+
+async def test_the_sweeper_task_runs_until_cancelled(desk: Desk) -> None:
+    import asyncio
+
+    from bot.handoff import start_handoff_sweeper
+
+    await queue(desk, ZH, "zh")
+    desk.clock.advance(timedelta(hours=5))
+    desk.api.clear()
+    task = start_handoff_sweeper(desk.bot, desk.deps, interval_s=3600)
+    notice = T.t("handoff.topic_queue_timeout", "en", minutes=240)
+    for _ in range(500):  # the first pass ends with the notice in the topic
+        if notice in texts(to(desk.api.calls, STAFF_CHAT)):
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.3)  # let the pass finish; the task then sleeps for an hour
+    assert not task.done()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # only the timeout is told (not also the expected wait, which was due as well)
+    assert texts(to(desk.api.calls, ZH)) == T.t("handoff.customer_queue_timeout", "zh")
+    assert (await desk.conversation(ZH)).owner == "bot"
