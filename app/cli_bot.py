@@ -1,0 +1,359 @@
+"""`hwcrm bot`, `hwcrm chat`, `hwcrm start` (what `make run` calls).
+
+- `hwcrm bot`: the Telegram bot, in polling or webhook mode per `bot.mode` (needs
+  HWCRM_BOT__TOKEN; refuses to start without it).
+- `hwcrm chat`: the real bot in the terminal, offline, as a demo customer (and optionally an
+  agent in the staff group): bot/terminal.py.
+- `hwcrm start`: prepare the embedded product (database migrated, demo data when empty,
+  knowledge-base index and embedded NLU model built when missing), then run the Telegram bot
+  when a token is set, else print a summary and start `hwcrm chat` (interactive terminals
+  only: with stdin not a TTY it exits 0 after the summary, unless `--chat`).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import typer
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+if TYPE_CHECKING:
+    from app.container import Container
+    from app.settings import Settings
+
+
+def register(cli: typer.Typer) -> None:
+    """Attach `hwcrm bot`, `hwcrm chat` and `hwcrm start` to the root CLI."""
+    cli.command("bot")(bot_cmd)
+    cli.command("chat")(chat_cmd)
+    cli.command("start")(start_cmd)
+
+
+def _configure_logging(settings: Settings) -> None:
+    level = getattr(logging, str(settings.app.log_level).upper(), logging.INFO)
+    root = logging.getLogger()
+    root.setLevel(min(root.level or logging.WARNING, level))
+    for name in ("bot", "aiogram", "app", "knowledge_base", "nlu", "crm_core"):
+        logging.getLogger(name).setLevel(level)
+    logging.getLogger("aiogram.event").setLevel(max(level, logging.WARNING))  # per-update lines
+
+
+def _progress() -> Progress:
+    from app.cli import err_console
+
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=False,
+    )
+
+
+# -- preparing the embedded product ---------------------------------------------------------
+
+
+@dataclass
+class Prepared:
+    """What `prepare` found or built."""
+
+    database: str
+    seeded: bool = False
+    customers: int = 0
+    orders: int = 0
+    kb_built: bool = False
+    kb_articles: int = 0
+    kb_chunks: int = 0
+    nlu_trained: bool = False
+    nlu_intents: int = 0
+    steps: dict[str, float] = field(default_factory=dict)
+
+
+async def prepare(container: Container, *, quiet: bool = False) -> Prepared:
+    """Demo data when the database is empty, the knowledge-base index and the embedded NLU
+    model when missing (each with a progress bar). The database itself was migrated when the
+    container was built (SQLite automatically; PostgreSQL must be current)."""
+    from sqlalchemy import func, select
+
+    from app.settings import redact_url
+    from crm_core.customers.models import Customer
+    from crm_core.demo import DemoOptions, is_empty, seed_demo
+    from crm_core.orders.models import Order
+
+    settings = container.settings
+    result = Prepared(database=redact_url(settings.db.url))
+
+    started = time.perf_counter()
+    async with container.unit_of_work() as session:
+        if await is_empty(session):
+            options = DemoOptions(today=container.clock.now().date())
+            with _progress() as bar:
+                task = bar.add_task(
+                    "demo data: customers, orders, tickets", total=options.customers
+                )
+                analytics: list[TaskID] = []
+
+                def on_progress(stage: str, done: int, total: int) -> None:
+                    if stage == "customers":
+                        bar.update(task, completed=done, total=total)
+                    elif not analytics:
+                        analytics.append(bar.add_task("demo data: analytics", total=total))
+                    else:
+                        bar.update(analytics[0], completed=done, total=total)
+
+                await seed_demo(session, options, on_progress, crm_settings=settings.crm)
+            result.seeded = True
+    async with container.unit_of_work() as session:
+        result.customers = int(await session.scalar(select(func.count(Customer.id))) or 0)
+        result.orders = int(await session.scalar(select(func.count(Order.id))) or 0)
+    result.steps["demo data"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    await _prepare_kb(container, result)
+    result.steps["knowledge base"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    await _prepare_nlu(container, result, quiet=quiet)
+    result.steps["NLU model"] = time.perf_counter() - started
+    return result
+
+
+async def _prepare_kb(container: Container, result: Prepared) -> None:
+    from crm_core.db import create_session_factory
+    from knowledge_base.ingest import Ingestor
+    from knowledge_base.store import IndexStore
+
+    settings = container.settings.kb
+    manifest = IndexStore(settings.index_dir).current_manifest()
+    if manifest is None:
+        stages = {"read": "knowledge base: reading", "embed": "knowledge base: embedding"}
+        stages["index"] = "knowledge base: indexing"
+        ingestor = Ingestor.from_settings(create_session_factory(container.engine), settings)
+        with _progress() as bar:
+            tasks: dict[str, TaskID] = {}
+
+            def on_progress(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = bar.add_task(stages.get(stage, stage), total=total)
+                bar.update(tasks[stage], completed=done, total=total)
+
+            await ingestor.ingest(settings.articles_dir, on_progress)
+        manifest = IndexStore(settings.index_dir).current_manifest()
+        result.kb_built = True
+    if manifest is not None:
+        result.kb_articles = int(manifest.get("articles", 0))
+        result.kb_chunks = int(manifest.get("chunks", 0))
+
+
+async def _prepare_nlu(container: Container, result: Prepared, *, quiet: bool) -> None:
+    import asyncio
+
+    from app.cli import err_console
+    from nlu.embedded import EmbeddedConfig, load_or_train
+    from nlu.factory import embedded_dir, source_path
+
+    settings = container.settings.nlu
+    status = err_console.status("NLU: loading the embedded model (trains when missing)…")
+
+    def say(message: str) -> None:
+        if not quiet:
+            status.update(f"NLU: {escape(message)}")
+
+    with status:
+        model, trained = await asyncio.to_thread(
+            load_or_train,
+            source_path(settings.data_dir),
+            embedded_dir(settings),
+            EmbeddedConfig(embedder=settings.embedder),
+            progress=say,
+        )
+    result.nlu_trained = trained
+    result.nlu_intents = len(model.labels)
+
+
+def _summary(result: Prepared, settings: Settings, *, chat_next: bool) -> None:
+    from app.cli import cli, console
+    from crm_core.demo import DEMO_IDENTITIES
+
+    def did(flag: bool, verb: str) -> str:
+        return f" [green]({verb})[/green]" if flag else ""
+
+    console.print("[bold cyan]hwcrm is ready[/bold cyan] (embedded defaults)")
+    console.print(f"  database        {escape(result.database)}")
+    console.print(
+        f"  CRM             {result.customers:,} customers, {result.orders:,} orders"
+        + did(result.seeded, "demo data loaded")
+    )
+    console.print(
+        f"  knowledge base  {result.kb_articles} articles, {result.kb_chunks} chunks"
+        + did(result.kb_built, "index built")
+    )
+    console.print(
+        f"  NLU             embedded classifier, {result.nlu_intents} intents"
+        + did(result.nlu_trained, "trained")
+    )
+    console.print(
+        "  Telegram        no HWCRM_BOT__TOKEN: set it to run the bot on Telegram "
+        f"({settings.bot.mode} mode)"
+    )
+    console.print("Try the real bot offline:")
+    for identity in DEMO_IDENTITIES:
+        console.print(
+            f"  hwcrm chat --as {identity.telegram_user_id}   "
+            f"{escape(identity.name)} ({identity.language}): {escape(identity.description_en)}"
+        )
+    console.print("  hwcrm chat --as-agent 9001   also see the staff group as agent wang.fang")
+    names = {c.name for c in cli.registered_commands} | {g.name for g in cli.registered_groups}
+    if "console" in names:
+        console.print(
+            f"  hwcrm console   the staff console on "
+            f"http://{settings.console.host}:{settings.console.port}/login"
+        )
+    if chat_next:
+        console.print("Starting the chat as demo customer 1001 (张伟) — :help for commands.\n")
+
+
+# -- commands -------------------------------------------------------------------------------
+
+
+def bot_cmd(
+    mode: str = typer.Option(
+        None, "--mode", help="polling | webhook (default: bot.mode from the configuration)."
+    ),
+) -> None:
+    """Run the Telegram bot (long polling or webhook per bot.mode; needs HWCRM_BOT__TOKEN)."""
+    from app.cli import err_console, run_async
+    from app.settings import load_settings
+
+    settings = load_settings()
+    if mode not in (None, "polling", "webhook"):
+        raise typer.BadParameter("--mode is polling or webhook")
+    if settings.bot.token is None or not settings.bot.token.get_secret_value().strip():
+        err_console.print(
+            "[red]error:[/red] HWCRM_BOT__TOKEN is not set. Put the token @BotFather gave you "
+            "into the environment (never into config.yml), or try the bot offline with "
+            "`hwcrm chat`."
+        )
+        raise typer.Exit(2)
+    _configure_logging(settings)
+    run_async(_run_bot(settings, mode))
+
+
+async def _run_bot(settings: Settings, mode: str | None) -> None:
+    import asyncio
+
+    from app.container import container_scope
+    from bot.middlewares.errors import install_secret_redaction
+    from bot.runtime import run_bot
+
+    install_secret_redaction(
+        settings.bot.token.get_secret_value() if settings.bot.token else None,
+        settings.bot.webhook_secret.get_secret_value() if settings.bot.webhook_secret else None,
+    )
+    async with container_scope(settings) as container:
+        deps = container.bot_deps()
+        warm = getattr(deps.nlu, "warm_up", None)
+        if warm is not None:
+            await warm()
+        current = getattr(deps.kb, "current", None)
+        if current is not None:
+            await asyncio.to_thread(current)
+        await run_bot(deps, mode=mode)
+
+
+def chat_cmd(
+    as_: int = typer.Option(1001, "--as", help="Telegram id of the customer you are."),
+    lang: str = typer.Option(None, "--lang", help="zh | en (default: the customer's language)."),
+    as_agent: int = typer.Option(
+        None, "--as-agent", help="Also be this staff member (Telegram id) in the staff group."
+    ),
+) -> None:
+    """Talk to the real bot in the terminal (offline; buttons by number, :help, :quit)."""
+    from app.cli import console, run_async
+    from app.settings import load_settings
+
+    if lang not in (None, "zh", "en"):
+        raise typer.BadParameter("--lang is zh or en")
+    settings = load_settings()
+    run_async(_chat(settings, as_, lang, as_agent, prepare_first=True))
+    console.print("bye")
+
+
+async def _chat(
+    settings: Settings,
+    customer: int,
+    lang: str | None,
+    agent: int | None,
+    *,
+    prepare_first: bool,
+    read_line: Any = None,
+) -> None:
+    from app.cli import console
+    from app.container import container_scope
+    from bot.terminal import TerminalChat, make_reader
+
+    async with container_scope(settings) as container:
+        if prepare_first:
+            await prepare(container, quiet=True)
+        deps = container.bot_deps()
+        warm = getattr(deps.nlu, "warm_up", None)
+        if warm is not None:
+            with console.status("loading the models…"):
+                await warm()
+        chat = TerminalChat(deps, customer_id=customer, lang=lang, agent_id=agent, console=console)
+        await chat.run(read_line or make_reader(console))
+
+
+def start_cmd(
+    chat: bool = typer.Option(
+        None,
+        "--chat/--no-chat",
+        help="Start the terminal chat after preparing (default: when stdin is a terminal).",
+    ),
+) -> None:
+    """Prepare and start the product: the Telegram bot with a token, else the terminal chat.
+
+    Migrates the embedded database, loads demo data when it is empty, builds the knowledge
+    base index and the embedded NLU model when missing. With HWCRM_BOT__TOKEN set it runs the
+    Telegram bot; without, it prints a summary and starts `hwcrm chat` as demo customer 1001
+    (only when stdin is a terminal, unless --chat/--no-chat says otherwise)."""
+    from app.cli import console, run_async
+    from app.container import container_scope
+    from app.settings import load_settings
+
+    settings = load_settings()
+    has_token = settings.bot.token is not None and bool(settings.bot.token.get_secret_value())
+    started = time.perf_counter()
+
+    async def go() -> Prepared:
+        async with container_scope(settings) as container:
+            return await prepare(container)
+
+    result = run_async(go())
+    console.print(f"[dim]prepared in {time.perf_counter() - started:.1f}s[/dim]")
+    if has_token:
+        _configure_logging(settings)
+        console.print(f"starting the Telegram bot ({settings.bot.mode} mode)…")
+        run_async(_run_bot(settings, None))
+        return
+    interactive = sys.stdin.isatty() if chat is None else chat
+    _summary(result, settings, chat_next=interactive)
+    if not interactive:
+        return
+    run_async(_chat(settings, 1001, None, None, prepare_first=False))
+    console.print("bye")
