@@ -10,7 +10,7 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, Table, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core.customers.contact import normalize_email, normalize_phone
+from crm_core.customers.contact import normalize_email
 from crm_core.customers.models import Company, ConsentEvent, Customer
 from crm_core.importexport import fields
 from crm_core.importexport.columns import CUSTOMERS
@@ -153,7 +153,7 @@ class CustomerImporter(EntityImporter[CustomerRow]):
         region = self.ctx.config.phone_region
         values: dict[str, Any] = {
             "name": p.get("name", _name, required=True),
-            "phone": p.get("phone", lambda v: normalize_phone(fields.text(v), region)),
+            "phone": p.get("phone", lambda v: fields.phone(v, region)),
             "email": p.get("email", lambda v: normalize_email(fields.text(v))),
             "telegram_user_id": p.get("telegram_user_id", lambda v: fields.integer(v, minimum=1)),
             "language": p.get("language", lambda v: fields.choice(v, LANGUAGE_WORDS, "language")),

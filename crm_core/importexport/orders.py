@@ -19,7 +19,7 @@ from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.catalog.models import Product
-from crm_core.customers.contact import normalize_email, normalize_phone
+from crm_core.customers.contact import normalize_email
 from crm_core.customers.models import Customer
 from crm_core.errors import DomainError
 from crm_core.ids import is_order_number
@@ -235,9 +235,7 @@ class OrderImporter(EntityImporter[OrderGroup]):
         number = p.get("order_number", _order_number, required=True)
         memo = self._memo
         header: dict[str, Any] = {
-            "customer_phone": p.get(
-                "customer_phone", memo(lambda v: normalize_phone(fields.text(v), region))
-            ),
+            "customer_phone": p.get("customer_phone", memo(lambda v: fields.phone(v, region))),
             "customer_email": p.get(
                 "customer_email", memo(lambda v: normalize_email(fields.text(v)))
             ),

@@ -8,6 +8,7 @@ import asyncio
 import csv
 import io
 import json
+import re
 import shutil
 import threading
 import time
@@ -20,15 +21,18 @@ from typing import Any
 import psutil
 import pytest
 import typer
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select, text, update
 from typer.testing import CliRunner
 
 from app import cli_importexport
 from crm_core.catalog.models import Product
 from crm_core.clock import FixedClock
+from crm_core.customers.contact import normalize_phone
 from crm_core.customers.models import Company, ConsentEvent, Customer
 from crm_core.db import create_engine, create_session_factory, unit_of_work
-from crm_core.errors import Conflict
+from crm_core.errors import Conflict, ValidationFailed
 from crm_core.importexport import (
     Entity,
     ExportService,
@@ -37,6 +41,7 @@ from crm_core.importexport import (
     ImportRequest,
     ImportResult,
     Issue,
+    fields,
     run_import,
 )
 from crm_core.importexport.customers import CustomerImporter
@@ -596,6 +601,35 @@ async def test_two_rows_about_the_same_stored_customer_are_duplicates(
 
     assert_issue(result, 3, "phone, email", "the same customer")
     assert counts(result) == (0, 0, 1, 1)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    raw=st.from_regex(r"(\+86|0086|\+85|86)?1[0-9]{9,11}", fullmatch=True),
+    region=st.sampled_from(["CN", "US"]),
+)
+def test_the_fast_phone_path_agrees_with_normalize_phone(raw: str, region: str) -> None:
+    def outcome(parse: Any) -> str:
+        try:
+            return str(parse(raw, region))
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"
+
+    assert outcome(fields.phone) == outcome(normalize_phone)
+
+
+def test_the_fast_phone_path_agrees_on_every_mobile_prefix() -> None:
+    for prefix in range(100, 200):
+        for tail in ("00000000", "12345678", "99999999"):
+            for form in ("{}", "+86{}", "0086{}"):
+                raw = form.format(f"{prefix}{tail}")
+                try:
+                    expected = normalize_phone(raw)
+                except ValidationFailed as exc:
+                    with pytest.raises(ValidationFailed, match=re.escape(str(exc))):
+                        fields.phone(raw)
+                else:
+                    assert fields.phone(raw) == expected, raw
 
 
 # -- products ---------------------------------------------------------------------------------
