@@ -235,6 +235,12 @@ def bot_cmd(
     mode: str = typer.Option(
         None, "--mode", help="polling | webhook (default: bot.mode from the configuration)."
     ),
+    warm_up: bool = typer.Option(
+        True,
+        "--warm-up/--no-warm-up",
+        help="Load the NLU model and knowledge-base index in the background at start "
+        "(otherwise on the first message that needs them).",
+    ),
 ) -> None:
     """Run the Telegram bot (long polling or webhook per bot.mode; needs HWCRM_BOT__TOKEN)."""
     from app.cli import err_console, run_async
@@ -251,10 +257,10 @@ def bot_cmd(
         )
         raise typer.Exit(2)
     _configure_logging(settings)
-    run_async(_run_bot(settings, mode))
+    run_async(_run_bot(settings, mode, warm_up=warm_up))
 
 
-async def _run_bot(settings: Settings, mode: str | None) -> None:
+async def _run_bot(settings: Settings, mode: str | None, *, warm_up: bool = True) -> None:
     import asyncio
 
     from app.container import container_scope
@@ -267,13 +273,32 @@ async def _run_bot(settings: Settings, mode: str | None) -> None:
     )
     async with container_scope(settings) as container:
         deps = container.bot_deps()
+        tasks: list[asyncio.Task[Any]] = []
+        if warm_up:  # in the background: the bot takes updates at once
+            tasks.append(asyncio.create_task(_warm_up(deps)))
+        try:
+            await run_bot(deps, mode=mode)
+        finally:
+            for task in tasks:
+                task.cancel()
+
+
+async def _warm_up(deps: Any) -> None:
+    import asyncio
+
+    log = logging.getLogger("bot.runtime")
+    try:
         warm = getattr(deps.nlu, "warm_up", None)
         if warm is not None:
             await warm()
         current = getattr(deps.kb, "current", None)
         if current is not None:
             await asyncio.to_thread(current)
-        await run_bot(deps, mode=mode)
+        log.info("models loaded")
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("warming up the models failed; they load on first use")
 
 
 def chat_cmd(
