@@ -28,7 +28,7 @@ from bot.i18n import Translator
 from bot.runtime import build_bot, build_dispatcher
 from crm_core.audit.models import AuditEntry
 from crm_core.clock import FixedClock
-from crm_core.conversations.models import Conversation, Interaction
+from crm_core.conversations.models import Conversation, Interaction, SatisfactionRating
 from crm_core.customers.models import Customer
 from crm_core.db import unit_of_work
 from crm_core.services import CrmServices
@@ -453,6 +453,21 @@ async def test_close_resolves_the_conversations_ticket_and_asks_for_a_rating(
     assert (conv.owner, conv.closed_at is not None) == ("bot", True)
     async for crm in desk.crm():
         assert (await crm.tickets.get(opened.ticket_number)).status == "resolved"
+    # the customer's rating goes to the feedback flow (the conversation is the bot's again)
+    _, five_stars = said[-1].buttons()[4]
+    asked = await desk.feed(desk.updates.callback(desk.user(customer, lang), five_stars))
+    [(_, skip_comment)] = [b for c in to(asked, customer) for b in c.buttons()]
+    await desk.feed(desk.updates.callback(desk.user(customer, lang), skip_comment))
+    async with unit_of_work(desk.deps.sessions) as session:
+        scores = (
+            await session.scalars(
+                select(SatisfactionRating.score).where(
+                    SatisfactionRating.customer_id == conv.customer_id,
+                    SatisfactionRating.created_at == desk.clock.now(),
+                )
+            )
+        ).all()
+    assert list(scores) == [5]
     # the next handoff reuses the customer's topic
     calls = await desk.customer_says(customer, ASK[lang], lang)
     assert not [c for c in calls if c.method == "createForumTopic"]
