@@ -97,7 +97,7 @@ class EvalResult:
     metrics: dict[str, float]
     n_queries: int
     skipped_queries: int = 0
-    per_query: list[dict[str, Any]] = field(default_factory=list)
+    per_query: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
     def as_json(self) -> dict[str, float]:
         """Exactly the documented keys."""
@@ -184,7 +184,17 @@ def build_corpus_index(
     )
 
 
-def evaluate_index(
+@dataclass
+class QueryOutcome:
+    """One evaluated query: its row, the ranked document ids, relevant ids, latency."""
+
+    row: dict[str, Any]
+    ranked: list[str]
+    relevant: set[str]
+    latency_ms: float
+
+
+def run_queries(
     index: KbIndex,
     embedder: Embedder,
     queries: Sequence[dict[str, Any]],
@@ -194,12 +204,8 @@ def evaluate_index(
     lang: str | None = None,
     depth: int = 100,
     progress: ProgressCallback | None = None,
-    keep_per_query: bool = False,
-) -> EvalResult:
-    """Run every query (one at a time, timed end to end) and average the metrics.
-
-    `lang` restricts the corpus to documents in that language (cross-lingual evaluation).
-    """
+) -> tuple[list[QueryOutcome], int]:
+    """Run every query one at a time, timed end to end; returns (outcomes, skipped)."""
     base = params or SearchParams()
     params = SearchParams(
         mode=mode,
@@ -209,10 +215,7 @@ def evaluate_index(
         candidates=max(base.candidates, min(len(index.chunks), 2000)),
     )
     in_corpus = {a.article_id for a in index.article_list if lang is None or a.language == lang}
-    rankings: list[list[str]] = []
-    relevants: list[set[str]] = []
-    latencies: list[float] = []
-    per_query: list[dict[str, Any]] = []
+    outcomes: list[QueryOutcome] = []
     skipped = 0
     for i, row in enumerate(queries, start=1):
         relevant = {str(r) for r in row.get("relevant", [])} & in_corpus
@@ -223,20 +226,53 @@ def evaluate_index(
         start = time.perf_counter()
         vectors = None if mode == "lexical" else embedder.encode([query])
         hits = search_index(index, [query], vectors, k=depth, lang=lang, params=params)[0]
-        latencies.append((time.perf_counter() - start) * 1000)
-        ranked = [h.article_id for h in hits]
-        rankings.append(ranked)
-        relevants.append(relevant)
-        if keep_per_query:
-            per_query.append({**row, "ranked": ranked[:10]})
+        latency = (time.perf_counter() - start) * 1000
+        outcomes.append(QueryOutcome(row, [h.article_id for h in hits], relevant, latency))
         if progress:
             progress("query", i, len(queries))
+    return outcomes, skipped
+
+
+def result_of(outcomes: Sequence[QueryOutcome], skipped: int = 0) -> EvalResult:
+    """Average the metrics of some evaluated queries."""
     return EvalResult(
-        metrics=summarise(rankings, relevants, latencies),
-        n_queries=len(rankings),
+        metrics=summarise(
+            [o.ranked for o in outcomes],
+            [o.relevant for o in outcomes],
+            [o.latency_ms for o in outcomes],
+        ),
+        n_queries=len(outcomes),
         skipped_queries=skipped,
-        per_query=per_query,
+        per_query=[{**o.row, "ranked": o.ranked[:10]} for o in outcomes],
     )
+
+
+def evaluate_index(
+    index: KbIndex,
+    embedder: Embedder,
+    queries: Sequence[dict[str, Any]],
+    *,
+    mode: Mode = "hybrid",
+    params: SearchParams | None = None,
+    lang: str | None = None,
+    depth: int = 100,
+    progress: ProgressCallback | None = None,
+) -> EvalResult:
+    """Run every query (one at a time, timed end to end) and average the metrics.
+
+    `lang` restricts the corpus to documents in that language (cross-lingual evaluation).
+    """
+    outcomes, skipped = run_queries(
+        index,
+        embedder,
+        queries,
+        mode=mode,
+        params=params,
+        lang=lang,
+        depth=depth,
+        progress=progress,
+    )
+    return result_of(outcomes, skipped)
 
 
 def article_corpus(articles_dir: Path, lang: str | None = None) -> list[dict[str, Any]]:
@@ -279,30 +315,25 @@ def evaluate_query_set(
     Cross-lingual: queries tagged `cross_lingual_target`, searched in the *other*
     language's articles only (zh query → en articles and en → zh).
     """
-    out: dict[str, EvalResult] = {
-        "overall": evaluate_index(index, embedder, queries, mode=mode, params=params)
-    }
+    outcomes, skipped = run_queries(index, embedder, queries, mode=mode, params=params)
+    out: dict[str, EvalResult] = {"overall": result_of(outcomes, skipped)}
     for language in ("zh", "en"):
-        subset = [q for q in queries if q.get("lang") == language]
+        subset = [o for o in outcomes if o.row.get("lang") == language]
         if subset:
-            out[language] = evaluate_index(index, embedder, subset, mode=mode, params=params)
+            out[language] = result_of(subset)
+    cross_outcomes: list[QueryOutcome] = []
     for source, target in (("zh", "en"), ("en", "zh")):
-        subset = [
+        cross_queries = [
             q
             for q in queries
             if q.get("lang") == source and CROSS_LINGUAL_TAG in (q.get("tags") or [])
         ]
-        if subset:
-            out[f"cross_{source}_to_{target}"] = evaluate_index(
-                index, embedder, subset, mode=mode, params=params, lang=target
+        if cross_queries:
+            found, _ = run_queries(
+                index, embedder, cross_queries, mode=mode, params=params, lang=target
             )
-    cross = [q for q in queries if CROSS_LINGUAL_TAG in (q.get("tags") or [])]
-    if cross:
-        parts = [out[k] for k in ("cross_zh_to_en", "cross_en_to_zh") if k in out]
-        n = sum(p.n_queries for p in parts)
-        if n:
-            merged = {
-                key: sum(p.metrics[key] * p.n_queries for p in parts) / n for key in METRIC_KEYS
-            }
-            out["cross_lingual"] = EvalResult(metrics=merged, n_queries=n)
+            out[f"cross_{source}_to_{target}"] = result_of(found)
+            cross_outcomes.extend(found)
+    if cross_outcomes:
+        out["cross_lingual"] = result_of(cross_outcomes)
     return out

@@ -77,6 +77,7 @@ class KbIndex:
             [article_pos[c.article_id] for c in chunks], dtype=np.int64
         )
         self._topics = [a.topic for a in self.article_list]
+        self._masks: dict[tuple[str, str], npt.NDArray[np.bool_]] = {}
         self._rows_by_article: dict[str, list[int]] = {}
         for row, chunk in enumerate(chunks):
             self._rows_by_article.setdefault(chunk.article_id, []).append(row)
@@ -211,6 +212,13 @@ class KbIndex:
 
     def article_mask(self, lang: str | None, category: str | None) -> npt.NDArray[np.bool_]:
         """Articles passing the filters (articles with categories [] apply to every category)."""
+        key = (lang or "", category or "")
+        cached = self._masks.get(key)
+        if cached is None:
+            cached = self._masks[key] = self._article_mask(lang, category)
+        return cached
+
+    def _article_mask(self, lang: str | None, category: str | None) -> npt.NDArray[np.bool_]:
         mask = np.ones(len(self.article_list), dtype=bool)
         for i, article in enumerate(self.article_list):
             wrong_lang = bool(lang) and article.language != lang

@@ -163,7 +163,9 @@ class Ingestor:
         manifest = self.store.current_manifest()
         full_reason = self._full_reembed_reason(manifest)
         prev_vectors = self._previous_vectors(manifest) if full_reason is None else {}
-        report = IngestReport(version=None, published=False, full_reembed_reason=full_reason)
+        report = IngestReport(
+            version=None, published=False, skipped=skipped, full_reembed_reason=full_reason
+        )
 
         async with unit_of_work(self.sessions) as session:
             rows = list(

@@ -40,7 +40,6 @@ class SearchHit:
 
     article_id: str
     title: str
-    snippet: str
     url: str | None
     language: str
     categories: list[str]
@@ -53,6 +52,11 @@ class SearchHit:
     dense_rank: int | None = None
     lexical_rank: int | None = None
     extra: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def snippet(self) -> str:
+        """The matching passage shortened for display, with its section heading."""
+        return snippet(f"{self.heading}: {self.passage}" if self.heading else self.passage)
 
 
 @dataclass
@@ -188,12 +192,10 @@ def _fuse(
         row = _best_row(index, article, dense, lexical, params)
         chunk = index.chunks[row]
         meta = index.article_list[article]
-        text = f"{chunk.heading}: {chunk.text}" if chunk.heading else chunk.text
         hits.append(
             SearchHit(
                 article_id=meta.article_id,
                 title=meta.title,
-                snippet=snippet(text),
                 url=meta.url,
                 language=meta.language,
                 categories=list(meta.categories),

@@ -10,6 +10,9 @@ lower memory and faster builds.
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -60,6 +63,26 @@ def _faiss() -> Any:
 def set_threads(threads: int) -> None:
     """Limit faiss' OpenMP threads (the bot shares the machine with other work)."""
     _faiss().omp_set_num_threads(max(1, threads))
+
+
+_omp_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _single_thread() -> Iterator[None]:
+    """Run a small search on one OpenMP thread.
+
+    A one-query search gains nothing from a thread team, and on a busy machine waking the
+    team costs tens of milliseconds (measured: 63 ms instead of 0.1 ms for 1k vectors).
+    """
+    faiss = _faiss()
+    with _omp_lock:
+        previous = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)
+        try:
+            yield
+        finally:
+            faiss.omp_set_num_threads(previous)
 
 
 def build_index(vectors: Matrix, ids: Ids, params: IndexParams) -> Any:
@@ -131,8 +154,10 @@ def search(
             np.full((len(queries), k), -np.inf, dtype=np.float32),
             np.full((len(queries), k), -1, dtype=np.int64),
         )
+    small = len(queries) <= 4
     if allowed_ids is None:
-        scores, ids = index.search(queries, k)
+        with _single_thread() if small else contextlib.nullcontext():
+            scores, ids = index.search(queries, k)
     else:
         selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed_ids, dtype=np.int64))
         kind = index_kind(index)
@@ -144,7 +169,8 @@ def search(
             sp = faiss.SearchParametersIVF(sel=selector, nprobe=inner.nprobe)
         else:
             sp = faiss.SearchParameters(sel=selector)
-        scores, ids = index.search(queries, k, params=sp)
+        with _single_thread() if small else contextlib.nullcontext():
+            scores, ids = index.search(queries, k, params=sp)
     return scores.astype(np.float32), ids.astype(np.int64)
 
 
