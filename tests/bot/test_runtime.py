@@ -560,3 +560,64 @@ async def test_an_edited_message_is_logged_and_not_answered(rig: Rig) -> None:
     assert logged[-1][0] == "event"
     assert logged[-1][1].endswith("/echo my order SO-10000002")
     assert logged[-1][1].startswith("[edited message #")
+
+
+# -- the safety layer with the product's flows in front of it ------------------------------
+
+
+async def test_with_the_flows_in_front_stickers_and_voice_still_get_the_hint(
+    product_rig: Rig,
+) -> None:
+    for lang, start in (("en", "Sorry, I can only read text and photos"), ("zh", "抱歉")):
+        user = product_rig.updates.user(5100 if lang == "en" else 5101, lang)
+        calls = await product_rig.feed(product_rig.updates.message(user, sticker=True))
+        assert [c.text for c in calls][-1].startswith(start)
+    assert product_rig.dp.runtime.errors.errors == 0
+
+
+async def test_a_photo_goes_to_the_flow_that_expects_it_and_a_sticker_keeps_the_flow_state(
+    product_rig: Rig,
+) -> None:
+    from aiogram.fsm.storage.base import StorageKey
+
+    from bot.flows.states import FaultStates
+
+    rig = product_rig
+    translator = rig.deps.translator
+    hints = {translator.t(k, "en") for k in ("common.unsupported_content", "common.error")}
+    await rig.send(5102, "/echo hello")  # the customer exists
+    key = StorageKey(bot_id=rig.bot.id, chat_id=5102, user_id=5102)
+    await rig.dp.storage.set_state(key, FaultStates.symptom)
+    user = rig.updates.user(5102)
+    calls = await rig.feed(rig.updates.message(user, photo_file_id="broken-fan", caption=""))
+    assert calls and not hints & {c.text for c in calls}  # the fault flow took the photo
+    state = await rig.dp.storage.get_state(key)
+    calls = await rig.feed(rig.updates.message(user, sticker=True))
+    assert [c.text for c in calls] == [translator.t("common.unsupported_content", "en")]
+    assert await rig.dp.storage.get_state(key) == state  # still in the flow
+    assert rig.dp.runtime.errors.errors == 0
+
+
+async def test_a_10000_character_message_goes_through_the_flows_without_crashing(
+    product_rig: Rig,
+) -> None:
+    huge = ("My graphics card fan stopped spinning and the screen flickers. " * 160)[:10_000]
+    calls = await product_rig.send(5103, huge)
+    assert calls and all(len(c.text) <= 4096 for c in calls)
+    assert product_rig.dp.runtime.errors.errors == 0
+    logged = await product_rig.interactions(5103)
+    assert logged[0][0] == "inbound" and "truncated: 10000 characters" in logged[0][1]
+
+
+async def test_with_the_flows_a_group_start_gets_only_the_private_chat_hint(
+    product_rig: Rig,
+) -> None:
+    group = Chat(id=-4003, type="supergroup", title="Builders")
+    user = product_rig.updates.user(5104)
+    calls = await product_rig.feed(product_rig.updates.message(user, "/start", chat=group))
+    assert len(calls) == 1 and calls[0].chat_id == -4003 and "@northbridge_bot" in calls[0].text
+    calls = await product_rig.feed(
+        product_rig.updates.message(user, "my order SO-10000001", chat=group)
+    )
+    assert calls == []
+    assert await product_rig.customer(5104) is None
