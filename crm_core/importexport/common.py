@@ -73,33 +73,36 @@ class Report:
 
 
 class FileKeys:
-    """The natural keys seen so far in this file, in a temporary table of the import's
-    transaction, so that duplicate detection needs no memory proportional to the file.
+    """The natural keys seen so far in this file, for duplicate detection across batches.
 
     Keys are namespaced strings (`phone:+86…`, `sku:…`, `serial:SN…`); each remembers the
     first row it appeared on and an optional value (used to check that repeated mentions of
     a company or an order agree).
+
+    The first `memory_limit` keys live in a dict (no database round trips for the files most
+    imports see); beyond that they all move to a temporary table of the import's
+    transaction, so memory stays bounded however large the file is.
     """
 
     TABLE = "hwcrm_import_keys"
+    CHUNK = 5000
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, memory_limit: int = 200_000) -> None:
         self.session = session
+        self.memory_limit = memory_limit
+        self._memory: dict[str, tuple[int, str | None]] | None = {}
 
-    async def open(self) -> None:
-        on_commit = (
-            " ON COMMIT DROP" if self.session.get_bind().dialect.name == "postgresql" else ""
-        )
-        await self.session.execute(
-            sql(
-                f"CREATE TEMPORARY TABLE IF NOT EXISTS {self.TABLE} "
-                f"(k TEXT PRIMARY KEY, row_no INTEGER NOT NULL, v TEXT){on_commit}"
-            )
-        )
-        await self.session.execute(sql(f"DELETE FROM {self.TABLE}"))
+    @property
+    def spilled(self) -> bool:
+        """True once the keys moved to the temporary table."""
+        return self._memory is None
 
     async def close(self) -> None:
-        await self.session.execute(sql(f"DELETE FROM {self.TABLE}"))
+        """Free what the keys use (the table's rows; on PostgreSQL it is dropped at commit)."""
+        if self._memory is None:
+            await self.session.execute(sql(f"DELETE FROM {self.TABLE}"))
+        else:
+            self._memory.clear()
 
     async def claim(
         self, items: Sequence[tuple[str, int, str | None]]
@@ -111,15 +114,49 @@ class FileKeys:
         """
         if not items:
             return []
+        memory = self._memory
+        if memory is not None and len(memory) + len(items) > self.memory_limit:
+            await self._spill(memory)
+            memory = None
+        if memory is not None:
+            result: list[tuple[int, str | None] | None] = []
+            for key, row, value in items:
+                previous = memory.get(key)
+                result.append(previous)
+                if previous is None:
+                    memory[key] = (row, value)
+            return result
+        return await self._claim_in_table(items)
+
+    async def _spill(self, memory: dict[str, tuple[int, str | None]]) -> None:
+        postgres = self.session.get_bind().dialect.name == "postgresql"
+        await self.session.execute(
+            sql(
+                f"CREATE TEMPORARY TABLE IF NOT EXISTS {self.TABLE} "
+                "(k TEXT PRIMARY KEY, row_no INTEGER NOT NULL, v TEXT)"
+                + (" ON COMMIT DROP" if postgres else "")
+            )
+        )
+        await self.session.execute(sql(f"DELETE FROM {self.TABLE}"))
+        rows = [{"k": k, "r": r, "v": v} for k, (r, v) in memory.items()]
+        for start in range(0, len(rows), self.CHUNK):
+            await self.session.execute(
+                sql(f"INSERT INTO {self.TABLE} (k, row_no, v) VALUES (:k, :r, :v)"),
+                rows[start : start + self.CHUNK],
+            )
+        self._memory = None
+
+    async def _claim_in_table(
+        self, items: Sequence[tuple[str, int, str | None]]
+    ) -> list[tuple[int, str | None] | None]:
         keys = list({key for key, _, _ in items})
         known: dict[str, tuple[int, str | None]] = {}
-        for start in range(0, len(keys), 5000):
-            chunk = keys[start : start + 5000]
+        for start in range(0, len(keys), self.CHUNK):
             found = await self.session.execute(
                 sql(f"SELECT k, row_no, v FROM {self.TABLE} WHERE k IN :keys").bindparams(
                     bindparam("keys", expanding=True)
                 ),
-                {"keys": chunk},
+                {"keys": keys[start : start + self.CHUNK]},
             )
             known.update((k, (r, v)) for k, r, v in found.all())
         result: list[tuple[int, str | None] | None] = []

@@ -64,7 +64,9 @@ class ImportConfig:
     """Knobs of the importer, filled by the composition root from settings.
 
     `keep_issues` bounds how many issues the result keeps in memory; every issue still goes to
-    the `on_issue` callback (the CLI streams them into the `--report` file).
+    the `on_issue` callback (the CLI streams them into the `--report` file). `memory_keys`
+    bounds how many natural keys duplicate detection keeps in memory before it moves them to
+    a temporary table (~150 bytes per key).
     """
 
     batch_size: int = 2000
@@ -74,6 +76,7 @@ class ImportConfig:
     default_timezone: str = "Asia/Shanghai"
     phone_region: str = "CN"
     keep_issues: int = 1000
+    memory_keys: int = 200_000
     max_future_days: int = 1
     max_lines_per_order: int = 10_000
 

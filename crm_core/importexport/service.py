@@ -167,8 +167,7 @@ class ImportService:
         layout = LAYOUTS[request.entity]
         reader = RecordReader(path, layout, file_format, result.encoding, on_warning=report.add)
         report.header_name = reader.header_name
-        keys = FileKeys(self._session)
-        await keys.open()
+        keys = FileKeys(self._session, self._config.memory_keys)
         ctx = ImportContext(
             session=self._session,
             clock=self._clock,

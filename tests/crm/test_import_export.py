@@ -44,16 +44,30 @@ from crm_core.importexport import (
     fields,
     run_import,
 )
+from crm_core.importexport.common import FileKeys
 from crm_core.importexport.customers import CustomerImporter
 from crm_core.orders.models import Order, OrderItem, OrderItemSerial, Return
 from tests.conftest import Database
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "import"
-# Tiny batches, so that every test crosses batch boundaries (duplicates, orders, ...).
-SMALL_BATCHES = ImportConfig(batch_size=3)
+# Tiny batches, so that every test crosses batch boundaries (duplicates, orders, ...), and
+# few keys in memory, so that duplicate detection moves to its temporary table midway.
+SMALL_BATCHES = ImportConfig(batch_size=3, memory_keys=8)
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def sqlite_db(sqlite_template: Path, tmp_path: Path) -> AsyncIterator[Database]:
+    """A second, empty SQLite database (next to the parametrised `db`)."""
+    path = tmp_path / "second.sqlite3"
+    shutil.copy(sqlite_template, path)
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    try:
+        yield Database("sqlite", str(path), engine, create_session_factory(engine))
+    finally:
+        await engine.dispose()
 
 
 async def do_import(
@@ -1106,6 +1120,28 @@ async def test_every_issue_reaches_the_callback_but_only_some_are_kept_in_memory
     assert len(result.issues) == 5 and result.issues_truncated
 
 
+async def test_the_key_register_answers_the_same_before_and_after_moving_to_its_table(
+    db: Database,
+) -> None:
+    items = [(f"k:{i % 7}", i + 2, str(i % 3)) for i in range(40)]
+    expected: list[tuple[int, str | None] | None] = []
+    first: dict[str, tuple[int, str | None]] = {}
+    for key, row, value in items:
+        expected.append(first.get(key))
+        first.setdefault(key, (row, value))
+
+    async with db.sessions() as session:
+        keys = FileKeys(session, memory_limit=10)
+        answers: list[tuple[int, str | None] | None] = []
+        for start in range(0, len(items), 4):
+            answers += await keys.claim(items[start : start + 4])
+        assert keys.spilled
+        await keys.close()
+        await session.rollback()
+
+    assert answers == expected
+
+
 # -- export and round trips -------------------------------------------------------------------
 
 
@@ -1194,25 +1230,15 @@ async def test_an_erased_customers_row_cannot_carry_personal_data(
 
 
 async def test_an_export_imported_into_an_empty_database_exports_identically(
-    db: Database,
-    clock: FixedClock,
-    tmp_path: Path,
-    sqlite_template: Path,
+    db: Database, clock: FixedClock, tmp_path: Path, sqlite_db: Database
 ) -> None:
     await _rich_database(db, clock)
-    fresh_path = tmp_path / "fresh.sqlite3"
-    shutil.copy(sqlite_template, fresh_path)
-    engine = create_engine(f"sqlite+aiosqlite:///{fresh_path}")
-    fresh = Database("sqlite", str(fresh_path), engine, create_session_factory(engine))
-    try:
-        for entity in (Entity.PRODUCTS, Entity.CUSTOMERS, Entity.ORDERS):
-            original = await export_text(db, clock, entity)
-            path = write(tmp_path, f"{entity.value}.csv", original)
-            result = await do_import(fresh, clock, entity, path)
-            assert result.ok and result.committed, problems(result)
-            assert await export_text(fresh, clock, entity) == original
-    finally:
-        await engine.dispose()
+    for entity in (Entity.PRODUCTS, Entity.CUSTOMERS, Entity.ORDERS):
+        original = await export_text(db, clock, entity)
+        path = write(tmp_path, f"{entity.value}.csv", original)
+        result = await do_import(sqlite_db, clock, entity, path)
+        assert result.ok and result.committed, problems(result)
+        assert await export_text(sqlite_db, clock, entity) == original
 
 
 async def test_exporting_customers_is_audited(db: Database, clock: FixedClock) -> None:
@@ -1362,21 +1388,14 @@ class _PeakRss:
         return (self.peak - self.start) / 1e6
 
 
-@pytest.fixture
-async def sqlite_only(db: Database) -> AsyncIterator[Database]:
-    if db.kind != "sqlite":
-        pytest.skip("the 100 MB file runs on SQLite only (the code path is the same)")
-    yield db
-
-
 async def test_a_100_mb_file_streams_in_bounded_memory_with_a_correct_result(
-    sqlite_only: Database, clock: FixedClock, tmp_path: Path
+    sqlite_db: Database, clock: FixedClock, tmp_path: Path
 ) -> None:
     """Memory is measured as resident-set growth (it includes SQLite's own allocations,
     which tracemalloc would miss; tracemalloc also slows this import about sixfold). For
     scale: holding this file's rows as dicts of strings takes ~150 MB more, with the spec
     sheets parsed ~420 MB; the streaming import stays around 20-30 MB."""
-    db = sqlite_only
+    db = sqlite_db  # SQLite only: the code path is the same on PostgreSQL
     path = tmp_path / "big.csv"
     bad = {
         5_000: "SKU-BAD-1,Bad,坏,not-a-category,X,1.00,12,\n",
@@ -1388,8 +1407,9 @@ async def test_a_100_mb_file_streams_in_bounded_memory_with_a_correct_result(
     assert path.stat().st_size >= 100 * 1024 * 1024
 
     with _PeakRss() as memory:
+        # Few keys in memory: duplicate detection runs on its temporary table at scale.
         result = await do_import(
-            db, clock, Entity.PRODUCTS, path, config=ImportConfig(), partial=True
+            db, clock, Entity.PRODUCTS, path, config=ImportConfig(memory_keys=10_000), partial=True
         )
 
     assert memory.growth_mb < 100, f"resident memory grew by {memory.growth_mb:.0f} MB"
