@@ -37,7 +37,8 @@ async def on_unknown_command(message: Message, flow: Flow) -> None:
 
 @router.message(F.text)
 async def on_text(message: Message, flow: Flow) -> None:
-    """Parse, then route by intent with the entities as slots."""
+    """Parse, then route by intent with the entities as slots (a confident yes/no while a
+    fault solution waits for its answer counts as "solved" / "not solved")."""
     text = message.text or ""
     parse = await flow.deps.nlu.parse(text)
     intent = parse.intent
@@ -169,19 +170,22 @@ ROUTES: dict[str, Route] = {
 }
 
 
-# -- anything else -----------------------------------------------------------------------------
+# -- photos ------------------------------------------------------------------------------------
+# Stickers, voice, files ... are left to the runtime's fallback router ("I read text and photos").
 
 
 @router.message(F.photo)
 async def on_photo(message: Message, flow: Flow) -> None:
-    """A photo outside a fault report starts one (the photo is kept for the ticket)."""
+    """A photo outside a fault report: its caption is routed like text when it clearly asks
+    for something else; otherwise it starts a fault report and the photo is kept for it."""
     assert message.photo
-    await faults.start_fault(
-        flow, symptom=message.caption or None, photos=[message.photo[-1].file_id]
-    )
-
-
-@router.message()
-async def on_other(message: Message, flow: Flow) -> None:
-    """Stickers, voice, files, locations ...: the bot reads text (and fault photos)."""
-    await send_menu(flow, "nlu.text_only")
+    caption = message.caption or ""
+    if caption:
+        parse = await flow.deps.nlu.parse(caption)
+        flow.intent, flow.confidence = parse.intent, parse.confidence
+        route = ROUTES.get(parse.intent)
+        confident = parse.confidence >= flow.deps.settings.nlu.confidence_threshold
+        if route is not None and confident and parse.intent != "report_fault":
+            await route(flow, caption, parse)
+            return
+    await faults.start_fault(flow, symptom=caption or None, photos=[message.photo[-1].file_id])

@@ -274,7 +274,14 @@ async def _refuse_if_blocked(flow: Flow) -> bool:
 
 async def _linked(flow: Flow, result: LinkResult) -> None:
     await flow.state.set_state(None)
-    linked = flow.with_customer(result.customer)
+    customer = result.customer
+    if customer.language != flow.lang:
+        # Keep talking the language the person uses here (Telegram's, or their /language
+        # choice) rather than switching to whatever the record said.
+        customer = await flow.crm.customers.update_customer(
+            customer.id, CustomerUpdate(language=flow.lang), actor=f"customer:{customer.id}"
+        )
+    linked = flow.with_customer(customer)
     key = "link.already_linked" if result.already_linked else "link.done"
-    await linked.say(linked.t(key, name=result.customer.name), remove_keyboard())
+    await linked.say(linked.t(key, name=customer.name), remove_keyboard())
     await send_menu(linked)

@@ -7,31 +7,38 @@ import asyncio
 import hashlib
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 from aiogram import Bot
 from aiogram.fsm.storage.memory import MemoryStorage
+from aiogram.types import User
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.settings import KbSection, load_settings
 from bot.deps import BotDeps
-from bot.fake_telegram import InProcessBotAPI
+from bot.fake_telegram import InProcessBotAPI, SentCall
 from bot.i18n import Translator
+from bot.middlewares.options import RuntimeOptions
 from bot.runtime import build_bot, build_dispatcher
 from crm_core.clock import FixedClock
+from crm_core.customers.schemas import CustomerUpdate
 from crm_core.db import create_engine, unit_of_work
 from crm_core.demo import DemoOptions, seed_demo
 from crm_core.migrate import upgrade
+from crm_core.services import CrmServices
 from knowledge_base.ingest import Ingestor
 from knowledge_base.service import KnowledgeBase
 from nlu.embedded import EmbeddedParser
 from nlu.service import NluService
 from tests.bot.harness import BotHarness
 from tests.conftest import PG_BASE_URL, _with_search_path
+
+T = TypeVar("T")
 
 DEMO_TODAY = date(2026, 6, 15)
 DEMO_CUSTOMERS = 60
@@ -186,27 +193,100 @@ def translator() -> Translator:
     return Translator()
 
 
+STAFF_CHAT_ID = -100_555_000_111
+"""The staff supergroup of the scenario harness (so that handoffs really queue)."""
+
+HarnessFactory = Callable[..., BotHarness]
+
+
 @pytest.fixture
-async def bot_harness(
+def make_harness(
     demo_sessions: async_sessionmaker[AsyncSession],
     demo_clock: FixedClock,
     real_nlu: NluService,
     real_kb: KnowledgeBase,
     translator: Translator,
-) -> AsyncIterator[BotHarness]:
-    """The real dispatcher (middlewares, routers, FSM in memory) on the demo database, with
-    the real embedded NLU and knowledge base, and Telegram in-process."""
-    settings = load_settings()
-    deps = BotDeps(
-        settings=settings,
-        sessions=demo_sessions,
-        clock=demo_clock,
-        translator=translator,
-        nlu=real_nlu,
-        kb=real_kb,
-    )
-    api = InProcessBotAPI()
-    bot = build_bot(settings, session=api)
-    dispatcher = build_dispatcher(deps, storage=MemoryStorage())
-    yield BotHarness(deps=deps, dispatcher=dispatcher, bot=bot, api=api)
-    await dispatcher.storage.close()
+) -> HarnessFactory:
+    """Builds the real dispatcher (middlewares, routers, FSM in memory) on the demo database,
+    Telegram in-process, with the real embedded NLU and knowledge base unless a test passes
+    doubles (`nlu=`, `kb=`) to pin down one behaviour."""
+
+    def make(*, nlu: Any = None, kb: Any = None) -> BotHarness:
+        settings = load_settings()
+        settings.bot.staff_chat_id = STAFF_CHAT_ID
+        deps = BotDeps(
+            settings=settings,
+            sessions=demo_sessions,
+            clock=demo_clock,
+            translator=translator,
+            nlu=nlu or real_nlu,
+            kb=kb or real_kb,
+        )
+        api = InProcessBotAPI()
+        bot = build_bot(settings, session=api)
+        # Flow scenarios type faster than a person; anti-flood has its own tests.
+        options = RuntimeOptions(throttle_messages=10_000)
+        dispatcher = build_dispatcher(deps, storage=MemoryStorage(), options=options)
+        return BotHarness(deps=deps, dispatcher=dispatcher, bot=bot, api=api)
+
+    return make
+
+
+@pytest.fixture
+def bot_harness(make_harness: HarnessFactory) -> BotHarness:
+    """The scenario harness with the real embedded NLU and the real knowledge base."""
+    return make_harness()
+
+
+@pytest.fixture
+def crm_run(
+    demo_sessions: async_sessionmaker[AsyncSession], demo_clock: FixedClock
+) -> Callable[[Callable[[CrmServices], Awaitable[T]]], Awaitable[T]]:
+    """Run `action(crm)` in a unit of work of its own (test setup and checks)."""
+    settings = load_settings().crm
+
+    async def run(action: Callable[[CrmServices], Awaitable[T]]) -> T:
+        async with unit_of_work(demo_sessions) as session:
+            return await action(CrmServices(session, demo_clock, settings))
+
+    return run
+
+
+# -- helpers of the flow scenario tests ----------------------------------------------------------
+
+LANGS = ["zh", "en"]
+
+
+@pytest.fixture
+def speaker(
+    crm_run: Callable[[Callable[[CrmServices], Awaitable[Any]]], Awaitable[Any]],
+) -> Callable[[BotHarness, int, str], Awaitable[User]]:
+    """`await speaker(h, telegram_id, lang)`: the Telegram user of a demo customer whose saved
+    language is set to `lang` first (what /language does), so every flow runs in zh and en."""
+
+    async def make(h: BotHarness, telegram_id: int, lang: str) -> User:
+        async def set_language(crm: CrmServices) -> None:
+            customer = await crm.customers.find_by_telegram_id(telegram_id)
+            if customer is not None and customer.language != lang:
+                await crm.customers.update_customer(customer.id, CustomerUpdate(language=lang))
+
+        await crm_run(set_language)
+        return h.user(telegram_id, lang)
+
+    return make
+
+
+def said(calls: list[SentCall]) -> str:
+    """Everything the bot said in `calls` (texts and captions), one message per line."""
+    return "\n".join(c.text for c in calls if c.text)
+
+
+def button_data(calls: list[SentCall], prefix: str, *, index: int = 0) -> str:
+    """The callback data of the `index`-th inline button whose data starts with `prefix`."""
+    found = [data for c in calls for _, data in c.buttons() if data.startswith(prefix)]
+    assert len(found) > index, f"no button {prefix!r} in {[c.buttons() for c in calls]}"
+    return found[index]
+
+
+def button_datas(calls: list[SentCall], prefix: str) -> list[str]:
+    return [data for c in calls for _, data in c.buttons() if data.startswith(prefix)]
