@@ -79,9 +79,9 @@ async def answer_question(
     """KB answer (with source) + the named product's compatible accessories."""
     await flow.state.set_state(None)
     product = await find_product(flow, model, category)
-    if product is not None:
-        category = product.category
-    answer = await ask_kb(flow, text, category)
+    # The knowledge base is filtered by what is asked about ("which PSU for an RTX 4070": psu),
+    # else by the product named.
+    answer = await ask_kb(flow, text, category or (product.category if product else None))
     parts: list[str] = []
     buttons: list[InlineKeyboardButton | None] = []
     if answer is not None:
@@ -95,7 +95,7 @@ async def answer_question(
     accessory_buttons: list[InlineKeyboardButton] = []
     if product is not None:
         parts.append(_product_summary(flow, product))
-        compat_text, accessory_buttons = await _accessories(flow, product)
+        compat_text, accessory_buttons = await _accessories(flow, product, asked=category)
         if compat_text:
             parts.append(compat_text)
     markup = stack(
