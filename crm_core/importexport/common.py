@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import bindparam
+from sqlalchemy import Column, MetaData, Table, bindparam, insert
+from sqlalchemy import Integer as SqlInteger
+from sqlalchemy import Text as SqlText
 from sqlalchemy import text as sql
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -86,6 +88,14 @@ class FileKeys:
 
     TABLE = "hwcrm_import_keys"
     CHUNK = 5000
+    # Described for bulk inserts only; created by _spill (not part of the schema).
+    _TABLE = Table(
+        TABLE,
+        MetaData(),
+        Column("k", SqlText, primary_key=True),
+        Column("row_no", SqlInteger, nullable=False),
+        Column("v", SqlText),
+    )
 
     def __init__(self, session: AsyncSession, memory_limit: int = 200_000) -> None:
         self.session = session
@@ -138,12 +148,9 @@ class FileKeys:
             )
         )
         await self.session.execute(sql(f"DELETE FROM {self.TABLE}"))
-        rows = [{"k": k, "r": r, "v": v} for k, (r, v) in memory.items()]
+        rows = [{"k": k, "row_no": r, "v": v} for k, (r, v) in memory.items()]
         for start in range(0, len(rows), self.CHUNK):
-            await self.session.execute(
-                sql(f"INSERT INTO {self.TABLE} (k, row_no, v) VALUES (:k, :r, :v)"),
-                rows[start : start + self.CHUNK],
-            )
+            await bulk_insert(self.session, self._TABLE, rows[start : start + self.CHUNK])
         self._memory = None
 
     async def _claim_in_table(
@@ -166,11 +173,8 @@ class FileKeys:
             result.append(previous)
             if previous is None:
                 known[key] = (row, value)
-                new.append({"k": key, "r": row, "v": value})
-        if new:
-            await self.session.execute(
-                sql(f"INSERT INTO {self.TABLE} (k, row_no, v) VALUES (:k, :r, :v)"), new
-            )
+                new.append({"k": key, "row_no": row, "v": value})
+        await bulk_insert(self.session, self._TABLE, new)
         return result
 
 
@@ -281,6 +285,31 @@ class RowParser:
     def fail(self, column: str, reason: str, value: Any = "") -> None:
         self.failed = True
         self.report.issue(self.record.row, column, reason, value)
+
+
+async def bulk_insert(session: AsyncSession, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert many rows that need no ids back, in the session's transaction.
+
+    On PostgreSQL this is COPY (asyncpg's `copy_records_to_table`), several times cheaper
+    for the server than multi-row INSERTs; elsewhere a bulk INSERT. Values must be plain
+    Python values the driver takes as they are (ints, text, booleans, aware datetimes,
+    decimals): no JSON columns.
+    """
+    if not rows:
+        return
+    if session.get_bind().dialect.name != "postgresql":
+        await session.execute(insert(table), rows)
+        return
+    columns = list(rows[0])
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    driver: Any = raw.driver_connection
+    await driver.copy_records_to_table(
+        table.name,
+        records=[tuple(row[c] for c in columns) for row in rows],
+        columns=columns,
+        schema_name=table.schema,
+    )
 
 
 def _present(value: Any) -> bool:

@@ -14,7 +14,13 @@ from crm_core.customers.contact import normalize_email
 from crm_core.customers.models import Company, ConsentEvent, Customer
 from crm_core.importexport import fields
 from crm_core.importexport.columns import CUSTOMERS
-from crm_core.importexport.common import EntityImporter, ImportContext, RowParser, chunks
+from crm_core.importexport.common import (
+    EntityImporter,
+    ImportContext,
+    RowParser,
+    bulk_insert,
+    chunks,
+)
 from crm_core.importexport.reader import Record
 
 # Same values as crm_core.customers.service (the erase there writes this name).
@@ -513,8 +519,7 @@ class CustomerImporter(EntityImporter[CustomerRow]):
                         {"customer_id": customer_id, "granted": True, "source": source, "at": now}
                     )
             ctx.counts.inserted += len(rows)
-        if events:
-            await ctx.session.execute(insert(CONSENT_EVENTS), events)
+        await bulk_insert(ctx.session, CONSENT_EVENTS, events)
 
     @staticmethod
     def _without(batch: list[CustomerRow], bad: set[int]) -> list[CustomerRow]:
