@@ -54,30 +54,51 @@ def fit(x: np.ndarray, y: np.ndarray) -> tuple[Calibration, dict[str, float]]:
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import brier_score_loss, roc_auc_score
 
+    # Standardise so that the L2 penalty treats features of different scales alike, then
+    # fold the scaling back into plain coefficients.
+    mean = x.mean(axis=0)
+    std = x.std(axis=0)
+    std[std == 0] = 1.0
     model = LogisticRegression(C=1.0, max_iter=1000)
-    model.fit(x, y)
-    p = model.predict_proba(x)[:, 1]
+    model.fit((x - mean) / std, y)
+    p = model.predict_proba((x - mean) / std)[:, 1]
     quality = {
         "brier": round(float(brier_score_loss(y, p)), 4),
         "auc": round(float(roc_auc_score(y, p)), 4) if 0 < y.sum() < len(y) else 1.0,
     }
-    calibration = Calibration(
-        coef=tuple(float(c) for c in model.coef_[0]), intercept=float(model.intercept_[0])
-    )
+    coef = model.coef_[0] / std
+    intercept = float(model.intercept_[0] - np.dot(coef, mean))
+    calibration = Calibration(coef=tuple(float(c) for c in coef), intercept=intercept)
     return calibration, quality
 
 
 def fit_and_save(
-    settings: Any, queries_path: Path, offtopic_path: Path = OFFTOPIC_FILE
+    settings: Any,
+    queries_path: Path,
+    offtopic_path: Path = OFFTOPIC_FILE,
+    cache_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """Fit on DEV (+ off-topic negatives) with the `kb.*` settings and write the JSON."""
+    """Fit on DEV (+ off-topic negatives) with the `kb.*` settings and write the JSON.
+
+    `cache_dir`: reuse article vectors cached by `benchmarks/kb_eval.py` (same texts, same
+    model, so the same vectors).
+    """
+    from knowledge_base.cache import CachingEmbedder
     from knowledge_base.service import search_params_from
 
     embedder = get_embedder(settings.embedder)
+    corpus_embedder: Any = embedder
+    if cache_dir is not None:
+        corpus_embedder = CachingEmbedder(embedder, cache_dir)
     corpus = article_corpus(settings.articles_dir)
     index = build_corpus_index(
-        corpus, embedder, chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap
+        corpus,
+        corpus_embedder,
+        chunk_size=settings.chunk_size,
+        chunk_overlap=settings.chunk_overlap,
     )
+    if cache_dir is not None:
+        corpus_embedder.save()
     params = search_params_from(settings)
     dev = load_jsonl(queries_path)
     offtopic = [{**row, "relevant": []} for row in load_jsonl(offtopic_path)]
@@ -114,13 +135,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--queries", type=Path, default=Path("tests/data/kb_queries_dev.jsonl"))
     parser.add_argument("--embedder", default=None)
+    parser.add_argument("--cache-dir", type=Path, default=None, help="article vector cache")
     args = parser.parse_args()
     from app.settings import load_settings
 
     settings = load_settings().kb
     if args.embedder:
         settings = settings.model_copy(update={"embedder": args.embedder})
-    print(json.dumps(fit_and_save(settings, args.queries), indent=2, ensure_ascii=False))
+    summary = fit_and_save(settings, args.queries, cache_dir=args.cache_dir)
+    print(json.dumps(summary, indent=2, ensure_ascii=False))
 
 
 if __name__ == "__main__":
