@@ -135,6 +135,8 @@ class OrderImporter(EntityImporter[OrderGroup]):
         self._group: OrderGroup | None = None
         self._pending_lines = 0
         self._cache: dict[Any, tuple[bool, Any]] = {}
+        self._last_raw_header: tuple[Any, ...] | None = None
+        self._last_header: dict[str, Any] | None = None
 
     # -- reading and grouping --------------------------------------------------------------
 
@@ -230,9 +232,38 @@ class OrderImporter(EntityImporter[OrderGroup]):
     def _parse_line(self, record: Record) -> tuple[str | None, dict[str, Any] | None, Line | None]:
         """(order number, header values given on this row, the line) — header None = bad row."""
         p = RowParser(self.ctx.report, record)
+        number = p.get("order_number", _order_number, required=True)
+        values = record.values
+        raw_header = tuple(values.get(name) for name in HEADER)
+        if raw_header == self._last_raw_header and self._last_header is not None:
+            # The same order-level values as the previous line (ERP exports repeat them on
+            # every line): already validated there.
+            header = dict(self._last_header)
+        else:
+            header = self._parse_header(p)
+            self._last_raw_header = raw_header
+            self._last_header = None if p.failed else dict(header)
+        line: Line | None = None
+        if any(p.has(name) for name in LINE):
+            item_sku = p.get("sku", sku, required=True)
+            quantity = p.get(
+                "quantity", lambda v: fields.integer(v, minimum=1, maximum=100_000), required=True
+            )
+            unit_price = p.get("unit_price", fields.money, required=True)
+            serials = p.get("serial_numbers", fields.serials) or []
+            if quantity is not None and len(serials) > quantity:
+                p.fail(
+                    "serial_numbers",
+                    f"{len(serials)} serial numbers for a quantity of {quantity}",
+                )
+            if not p.failed:
+                line = Line(record.row, item_sku, quantity, unit_price, serials)
+        return number, (None if p.failed else header), line
+
+    def _parse_header(self, p: RowParser) -> dict[str, Any]:
+        """The order-level values given on a row, validated (errors go to `p`)."""
         region = self.ctx.config.phone_region
         zone = self.ctx.zone
-        number = p.get("order_number", _order_number, required=True)
         memo = self._memo
         header: dict[str, Any] = {
             "customer_phone": p.get("customer_phone", memo(lambda v: fields.phone(v, region))),
@@ -263,22 +294,7 @@ class OrderImporter(EntityImporter[OrderGroup]):
             and header["delivered_at"] < header["placed_at"]
         ):
             p.fail("delivered_at", "before placed_at", fields.iso(header["delivered_at"]))
-        line: Line | None = None
-        if any(p.has(name) for name in LINE):
-            item_sku = p.get("sku", sku, required=True)
-            quantity = p.get(
-                "quantity", lambda v: fields.integer(v, minimum=1, maximum=100_000), required=True
-            )
-            unit_price = p.get("unit_price", fields.money, required=True)
-            serials = p.get("serial_numbers", fields.serials) or []
-            if quantity is not None and len(serials) > quantity:
-                p.fail(
-                    "serial_numbers",
-                    f"{len(serials)} serial numbers for a quantity of {quantity}",
-                )
-            if not p.failed:
-                line = Line(record.row, item_sku, quantity, unit_price, serials)
-        return number, (None if p.failed else header), line
+        return header
 
     async def _close_group(self, group: OrderGroup) -> None:
         """A group is complete: check it as a whole, then queue it for writing."""
