@@ -35,7 +35,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -270,10 +270,58 @@ async def lookups(url: str, n: int, seed_value: int, now: datetime) -> dict[str,
 
         results["warranty_for_telegram_user"] = await measure(by_telegram, tg_ids)
         results["warranty_by_serial"] = await measure(by_serial, serials)
+        # Server side: EXPLAIN ANALYZE of the exact statements the service sent, for a
+        # sample of keys — separates query cost from client/scheduling time.
+        for name, call, keys in (
+            ("warranty_for_telegram_user", by_telegram, tg_ids),
+            ("warranty_by_serial", by_serial, serials),
+        ):
+            results[name].update(await server_times(engine, sessions, clock, settings, call, keys))
         results["units_per_telegram_user"] = round(units_seen / max(1, len(tg_ids)), 2)
         return results
     finally:
         await engine.dispose()
+
+
+async def server_times(
+    engine: Any, sessions: Any, clock: Any, settings: Any, call: Any, keys: list[Any]
+) -> dict[str, float]:
+    """p50/p95 of PostgreSQL's own execution and planning time for the service's statements."""
+    from crm_core.warranties.service import WarrantyService
+
+    captured: list[tuple[str, Any]] = []
+
+    def capture(_c: Any, _cur: Any, statement: str, params: Any, _ctx: Any, _many: bool) -> None:
+        captured.append((statement, params))
+
+    execution: list[float] = []
+    planning: list[float] = []
+    event.listen(engine.sync_engine, "before_cursor_execute", capture)
+    try:
+        for key in keys[:200]:
+            captured.clear()
+            async with sessions() as session:
+                await call(WarrantyService(session, clock, settings), key)
+            statement, params = next(
+                c for c in captured if c[0].lstrip().upper().startswith("SELECT")
+            )
+            async with engine.connect() as conn:
+                raw = await conn.exec_driver_sql(
+                    "EXPLAIN (ANALYZE, FORMAT JSON) " + statement, params
+                )
+                plan = raw.scalar()
+            plan = json.loads(plan) if isinstance(plan, str) else plan
+            execution.append(float(plan[0]["Execution Time"]))
+            planning.append(float(plan[0]["Planning Time"]))
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", capture)
+    exec_p = percentiles(execution)
+    plan_p = percentiles(planning)
+    return {
+        "server_exec_p50_ms": exec_p["p50_ms"],
+        "server_exec_p95_ms": exec_p["p95_ms"],
+        "server_plan_p50_ms": plan_p["p50_ms"],
+    }
 
 
 async def import_customers(url: str, rows: int, seed_value: int) -> dict[str, Any]:
@@ -385,6 +433,12 @@ def print_table(result: dict[str, Any]) -> None:
             f"p50 {r['p50_ms']:.2f} ms · p95 {r['p95_ms']:.2f} ms · p99 {r['p99_ms']:.2f} ms "
             f"(n={r['n']}, {verdict})",
         )
+        if "server_exec_p50_ms" in r:
+            table.add_row(
+                f"  {name} in PostgreSQL",
+                f"execution p50 {r['server_exec_p50_ms']:.3f} ms · p95 "
+                f"{r['server_exec_p95_ms']:.3f} ms · planning p50 {r['server_plan_p50_ms']:.3f} ms",
+            )
     imp = result.get("import")
     if imp and "skipped" not in imp:
         table.add_row(
