@@ -13,6 +13,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -241,6 +244,14 @@ def bot_cmd(
         help="Load the NLU model and knowledge-base index in the background at start "
         "(otherwise on the first message that needs them).",
     ),
+    workers: int = typer.Option(
+        1,
+        "--workers",
+        min=1,
+        max=64,
+        help="Webhook mode: worker processes sharing the port (needs bot.fsm_storage: redis).",
+    ),
+    worker_index: int = typer.Option(0, "--worker-index", hidden=True),
 ) -> None:
     """Run the Telegram bot (long polling or webhook per bot.mode; needs HWCRM_BOT__TOKEN)."""
     from app.cli import err_console, run_async
@@ -249,6 +260,15 @@ def bot_cmd(
     settings = load_settings()
     if mode not in (None, "polling", "webhook"):
         raise typer.BadParameter("--mode is polling or webhook")
+    if workers > 1 and (mode or settings.bot.mode) != "webhook":
+        raise typer.BadParameter("--workers needs webhook mode (polling is one process)")
+    if workers > 1 and settings.bot.fsm_storage != "redis":
+        err_console.print(
+            "[red]error:[/red] several workers share conversation state, de-duplication and "
+            "per-chat locks through Redis: set HWCRM_BOT__FSM_STORAGE=redis (and "
+            "HWCRM_BOT__REDIS_URL)."
+        )
+        raise typer.Exit(2)
     if settings.bot.token is None or not settings.bot.token.get_secret_value().strip():
         err_console.print(
             "[red]error:[/red] HWCRM_BOT__TOKEN is not set. Put the token @BotFather gave you "
@@ -257,10 +277,56 @@ def bot_cmd(
         )
         raise typer.Exit(2)
     _configure_logging(settings)
-    run_async(_run_bot(settings, mode, warm_up=warm_up))
+    children = _spawn_workers(settings, workers, mode, warm_up) if worker_index == 0 else []
+    try:
+        run_async(
+            _run_bot(settings, mode, warm_up=warm_up, worker_index=worker_index, workers=workers)
+        )
+    finally:
+        _stop_workers(children)
 
 
-async def _run_bot(settings: Settings, mode: str | None, *, warm_up: bool = True) -> None:
+def _spawn_workers(
+    settings: Settings, workers: int, mode: str | None, warm_up: bool
+) -> list[subprocess.Popen[bytes]]:
+    """Start workers 1..N-1 (this process is worker 0); they share the webhook secret,
+    passed in their environment (never on a command line, never logged)."""
+    if workers <= 1:
+        return []
+    from pydantic import SecretStr
+
+    from bot.runtime import webhook_secret
+
+    secret = webhook_secret(settings)
+    settings.bot.webhook_secret = SecretStr(secret)
+    env = {**os.environ, "HWCRM_BOT__WEBHOOK_SECRET": secret}
+    args = [sys.executable, "-m", "app.cli", "bot", "--mode", mode or settings.bot.mode]
+    args += ["--workers", str(workers)] + ([] if warm_up else ["--no-warm-up"])
+    return [
+        subprocess.Popen([*args, "--worker-index", str(index)], env=env)
+        for index in range(1, workers)
+    ]
+
+
+def _stop_workers(children: list[subprocess.Popen[bytes]]) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    for child in children:
+        try:
+            child.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+
+async def _run_bot(
+    settings: Settings,
+    mode: str | None,
+    *,
+    warm_up: bool = True,
+    worker_index: int = 0,
+    workers: int = 1,
+) -> None:
     import asyncio
 
     from app.container import container_scope
@@ -277,7 +343,7 @@ async def _run_bot(settings: Settings, mode: str | None, *, warm_up: bool = True
         if warm_up:  # in the background: the bot takes updates at once
             tasks.append(asyncio.create_task(_warm_up(deps)))
         try:
-            await run_bot(deps, mode=mode)
+            await run_bot(deps, mode=mode, worker_index=worker_index, workers=workers)
         finally:
             for task in tasks:
                 task.cancel()

@@ -40,14 +40,20 @@ class Container:
             from bot.deps import BotDeps
             from bot.i18n import Translator
 
+            embedder = None
+            if kb is None or nlu is None:
+                embedder = serving_embedder(self.settings.kb.embedder)
             if kb is None:
                 from knowledge_base.service import KnowledgeBase
 
-                kb = KnowledgeBase.from_settings(self.settings.kb)
+                kb = KnowledgeBase.from_settings(self.settings.kb, embedder=embedder)
             if nlu is None:
                 from nlu.factory import build_nlu_service
 
-                nlu = build_nlu_service(self.settings.nlu)  # type: ignore[arg-type]
+                kb_model = self.settings.kb.embedder
+                same_model = getattr(self.settings.nlu, "embedder", None) == kb_model
+                nlu_embedder = embedder if same_model else None
+                nlu = build_nlu_service(self.settings.nlu, embedder=nlu_embedder)  # type: ignore[arg-type]
             self._bot_deps = BotDeps(
                 settings=self.settings,
                 sessions=self.sessions,
@@ -64,6 +70,64 @@ class Container:
             if close is not None:
                 await close()
         await self.engine.dispose()
+
+
+class RecentTextsEmbedder:
+    """An embedder for serving: remembers the vectors of the last `size` texts.
+
+    The bot embeds each customer message twice with the same model (the NLU classifier,
+    then the knowledge base); the second time is a dictionary look-up.
+    """
+
+    def __init__(self, inner: Any, size: int = 2048) -> None:
+        import threading
+        from collections import OrderedDict
+
+        self.inner = inner
+        self.size = size
+        self._recent: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def name(self) -> str:
+        return str(self.inner.name)
+
+    @property
+    def dim(self) -> int:
+        return int(self.inner.dim)
+
+    def encode(self, texts: Any, batch_size: int = 64) -> Any:
+        import numpy as np
+
+        texts = list(texts)
+        with self._lock:
+            found = {t: self._recent.get(t) for t in texts}
+        missing = [t for t, v in found.items() if v is None]
+        if missing:
+            vectors = self.inner.encode(missing, batch_size)
+            with self._lock:
+                for text, vector in zip(missing, vectors, strict=True):
+                    found[text] = vector
+                    self._recent[text] = vector
+                while len(self._recent) > self.size:
+                    self._recent.popitem(last=False)
+        self.hits += len(texts) - len(missing)
+        self.misses += len(missing)
+        if not texts:
+            return self.inner.encode(texts, batch_size)
+        return np.vstack([np.asarray(found[t]) for t in texts])
+
+
+def serving_embedder(spec: str) -> Any:
+    """The embedder the bot serves with: USE with one thread per call (a server handles many
+    small concurrent requests; intra-op threads on a busy 2-core machine make single
+    sentences ~10x slower), shared by NLU and knowledge base, remembering recent texts."""
+    from knowledge_base.embedders import UseMultilingualEmbedder, get_embedder
+
+    inner = UseMultilingualEmbedder(threads=1) if spec in ("use-multilingual", "use") else None
+    return RecentTextsEmbedder(inner or get_embedder(spec))
 
 
 async def build_container(

@@ -61,6 +61,7 @@ from bot.middlewares.gate import (
     MemoryDeduplicator,
     RedisDeduplicator,
 )
+from bot.middlewares.handoff import HandoffMiddleware
 from bot.middlewares.interactions import InboundLoggingMiddleware, OutboundLoggingMiddleware
 from bot.middlewares.options import RuntimeOptions
 from bot.middlewares.safety import GroupGuardMiddleware, fallback_router
@@ -263,6 +264,7 @@ def build_dispatcher(
     dp.update.outer_middleware(CustomerMiddleware(deps))
     dp.update.outer_middleware(InboundLoggingMiddleware())
     dp.update.outer_middleware(runtime.throttle)
+    dp.update.outer_middleware(HandoffMiddleware(deps))
     for router in routers if routers is not None else all_routers():
         _detach(router)
         dp.include_router(router)
@@ -352,8 +354,13 @@ async def run_webhook(
     *,
     stop: asyncio.Event | None = None,
     on_ready: Callable[[], Awaitable[None] | None] | None = None,
+    set_webhook: bool = True,
+    reuse_port: bool = False,
 ) -> None:
-    """Serve the webhook until SIGTERM/SIGINT (or `stop`), then shut down gracefully."""
+    """Serve the webhook until SIGTERM/SIGINT (or `stop`), then shut down gracefully.
+
+    Several worker processes can serve one port (`reuse_port`, SO_REUSEPORT: the kernel
+    spreads connections over them); only one of them registers the webhook (`set_webhook`)."""
     options = dp.runtime.options
     if not settings.bot.webhook_url:
         raise ValueError(
@@ -366,16 +373,19 @@ async def run_webhook(
     app, _ = build_webhook_app(bot, dp, secret, path)
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, settings.bot.webhook_host, settings.bot.webhook_port)
+    site = web.TCPSite(
+        runner, settings.bot.webhook_host, settings.bot.webhook_port, reuse_port=reuse_port
+    )
     await site.start()
     stop = stop or _stop_event_on_signals()
     try:
-        await bot.set_webhook(
-            settings.bot.webhook_url,
-            secret_token=secret,
-            allowed_updates=dp.resolve_used_update_types(),
-            drop_pending_updates=False,
-        )
+        if set_webhook:
+            await bot.set_webhook(
+                settings.bot.webhook_url,
+                secret_token=secret,
+                allowed_updates=dp.resolve_used_update_types(),
+                drop_pending_updates=False,
+            )
         log.info(
             "webhook mode: listening on %s:%s%s",
             settings.bot.webhook_host,
@@ -405,8 +415,13 @@ async def run_polling(bot: Bot, dp: BotDispatcher, *, polling_timeout: int = 30)
     )
 
 
-async def run_bot(deps: BotDeps, *, mode: str | None = None) -> None:
-    """`hwcrm bot`: the Telegram bot in the configured (or given) mode."""
+async def run_bot(
+    deps: BotDeps, *, mode: str | None = None, worker_index: int = 0, workers: int = 1
+) -> None:
+    """`hwcrm bot`: the Telegram bot in the configured (or given) mode.
+
+    Webhook mode can run as several worker processes on one port (`workers`, each calling
+    this with its `worker_index`); worker 0 registers the webhook."""
     settings = deps.settings
     if settings.bot.token is None or not settings.bot.token.get_secret_value():
         raise MissingTokenError(
@@ -419,7 +434,9 @@ async def run_bot(deps: BotDeps, *, mode: str | None = None) -> None:
     dp.runtime.wire(bot)
     if (mode or settings.bot.mode) == "webhook":
         try:
-            await run_webhook(bot, dp, settings)
+            await run_webhook(
+                bot, dp, settings, set_webhook=worker_index == 0, reuse_port=workers > 1
+            )
         finally:
             await bot.session.close()
     else:

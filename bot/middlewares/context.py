@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from aiogram import BaseMiddleware
 from aiogram.types import Chat, TelegramObject, Update, User
+from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.deps import BotDeps, Texts
@@ -161,6 +162,7 @@ class UnitOfWorkMiddleware(BaseMiddleware):
             with update_scope(UpdateScope(update_id=event.update_id)):
                 return await self(handler, event, data)
         async with unit_of_work(self.deps.sessions) as session:
+            keep_loaded_objects(session)
             crm = CrmServices(session, self.deps.clock, self.deps.settings.crm)
             data["crm"] = crm
             scope.crm = crm
@@ -176,6 +178,24 @@ class UnitOfWorkMiddleware(BaseMiddleware):
                 scope.crm = None
         await run_deferred(scope, self.writer)
         return result
+
+
+def keep_loaded_objects(session: AsyncSession) -> None:
+    """Hold every object the session loads until the unit of work ends.
+
+    SQLAlchemy's identity map keeps objects weakly: a service that returns a DTO drops its
+    ORM object, so the next service asking for the same row (`session.get`) queries the
+    database again. One update asks for its customer and conversation several times (who is
+    writing, inbound log, outbound logs): kept here, those are identity-map hits.
+    """
+    kept: list[object] = []
+    session.info["hwcrm_kept"] = kept
+
+    def keep(_session: Any, instance: object) -> None:
+        kept.append(instance)
+
+    sa_event.listen(session.sync_session, "loaded_as_persistent", keep)
+    sa_event.listen(session.sync_session, "pending_to_persistent", keep)
 
 
 async def run_deferred(scope: UpdateScope, writer: DbWriter) -> None:
