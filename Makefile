@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bootstrap format clean
+.PHONY: run test lint bootstrap format clean rasa
 
 # Create .venv and install the product with its dev tools. torch comes first, pinned to the
 # CPU build, or sentence-transformers would pull a multi-GB CUDA build.
@@ -22,8 +22,13 @@ bootstrap: $(STAMP)
 run: $(STAMP)
 	$(BIN)/hwcrm start
 
+## The Rasa NLU service's own Python 3.10 virtualenv (.venv-rasa; ~2 min the first time,
+## a quick check when it is already complete). The rasa-marked tests need it.
+rasa: $(STAMP)
+	$(BIN)/hwcrm nlu setup
+
 ## The whole test suite (PostgreSQL and Redis must be running, as on CI).
-test: $(STAMP)
+test: $(STAMP) rasa
 	$(BIN)/pytest -q -p no:cacheprovider
 
 lint: $(STAMP)

@@ -24,6 +24,7 @@ model whose fingerprint does not match the current data retrains it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -38,16 +39,16 @@ from typing import Any, cast
 import numpy as np
 import numpy.typing as npt
 
-from knowledge_base.embedders import Embedder, get_embedder
+from knowledge_base.embedders import Embedder, UseMultilingualEmbedder, get_embedder
 from nlu.contract import FALLBACK_INTENT
-from nlu.entities import RuleEntityExtractor
+from nlu.entities import RuleEntityExtractor, entity_rules
 from nlu.rasa_data import NluData, load_nlu_data, nlu_files
 from nlu.schemas import IntentScore, ParseResult
 from nlu.text import DEFAULT_MAX_CHARS, detect_language, prepare_text
 
 log = logging.getLogger(__name__)
 
-MODEL_FORMAT = 1
+MODEL_FORMAT = 2
 MODEL_FILE = "embedded.joblib"
 FINGERPRINT_FILE = "embedded.fingerprint.json"
 
@@ -124,6 +125,21 @@ def data_fingerprint(files: Sequence[Path], config: EmbeddedConfig) -> str:
         digest.update(path.read_bytes())
         digest.update(b"\0")
     return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=4)
+def nlu_embedder(spec: str) -> Embedder:
+    """The embedder for intent classification (one per process and spec, loaded lazily).
+
+    The multilingual USE gets its own single-threaded instance: one short message gains
+    nothing from two BLAS threads, and on a busy 2-core machine the second thread made a
+    parse ~10x slower (measured: 98 ms vs 12 ms median under load). The knowledge base keeps
+    its multi-threaded instance for batches. Costs ~115 MB more memory when both are loaded.
+    Other specs share the knowledge base's instance (:func:`get_embedder`).
+    """
+    if spec in ("use-multilingual", "use"):
+        return UseMultilingualEmbedder(threads=1)
+    return get_embedder(spec)
 
 
 # --- validation-time helpers -----------------------------------------------------------
@@ -260,7 +276,8 @@ def _fit_linear(features: Any, y: npt.NDArray[np.int64], c: float, config: Embed
 
 def _full_logits(model: Any, features: Any, n_labels: int) -> FloatArray:
     """Decision values for all labels (classes missing from a fold get -inf-like scores)."""
-    with single_threaded_blas():
+    limit = single_threaded_blas() if features.shape[0] > 64 else contextlib.nullcontext()
+    with limit:
         scores = np.asarray(model.decision_function(features), dtype=np.float64)
     classes = np.asarray(model.classes_)
     if scores.ndim == 1:  # binary problem
@@ -302,7 +319,7 @@ class EmbeddedModel:
         temperature: float,
         threshold: float,
         config: EmbeddedConfig,
-        extractor: RuleEntityExtractor,
+        entity_rules: dict[str, Any],
         fingerprint: str,
         report: TrainingReport,
         embedder: Embedder | None = None,
@@ -313,7 +330,9 @@ class EmbeddedModel:
         self.temperature = temperature
         self.threshold = threshold
         self.config = config
-        self.extractor = extractor
+        self.entity_rules = entity_rules
+        """Regexes, lookup tables, synonyms and gazetteers the entity extractor is built from."""
+        self.extractor = RuleEntityExtractor(**entity_rules)
         self.fingerprint = fingerprint
         self.report = report
         self._embedder = embedder
@@ -321,7 +340,7 @@ class EmbeddedModel:
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            self._embedder = get_embedder(self.config.embedder)
+            self._embedder = nlu_embedder(self.config.embedder)
         return self._embedder
 
     def use_embedder(self, embedder: Embedder) -> None:
@@ -406,10 +425,7 @@ class EmbeddedModel:
             "temperature": self.temperature,
             "threshold": self.threshold,
             "config": self.config.to_json(),
-            "regexes": self.extractor_source["regexes"],
-            "lookups": self.extractor_source["lookups"],
-            "synonyms": self.extractor_source["synonyms"],
-            "gazetteers": self.extractor_source["gazetteers"],
+            "entity_rules": self.entity_rules,
             "fingerprint": self.fingerprint,
             "report": asdict(self.report),
         }
@@ -430,8 +446,6 @@ class EmbeddedModel:
         )
         return path
 
-    extractor_source: dict[str, Any]
-
     @classmethod
     def load(cls, model_dir: Path, embedder: Embedder | None = None) -> EmbeddedModel:
         """Load a saved model (no fingerprint check; see :func:`load_or_train`)."""
@@ -446,7 +460,6 @@ class EmbeddedModel:
         for key in ("feature_sets", "c_grid", "char_ngram"):
             raw_config[key] = tuple(raw_config[key])
         config = EmbeddedConfig(**raw_config)
-        source = {k: payload[k] for k in ("regexes", "lookups", "synonyms", "gazetteers")}
         model = cls(
             labels=list(payload["labels"]),
             linear=payload["linear"],
@@ -454,30 +467,12 @@ class EmbeddedModel:
             temperature=float(payload["temperature"]),
             threshold=float(payload["threshold"]),
             config=config,
-            extractor=RuleEntityExtractor(**source),
+            entity_rules=dict(payload["entity_rules"]),
             fingerprint=str(payload["fingerprint"]),
             report=TrainingReport(**payload["report"]),
             embedder=embedder,
         )
-        model.extractor_source = source
         return model
-
-
-def _extractor_source(data: NluData) -> dict[str, Any]:
-    symptoms = sorted(
-        {
-            span.text
-            for example in data.examples
-            for span in example.entities
-            if span.entity == "symptom" and len(span.text.strip()) >= 2
-        }
-    )
-    return {
-        "regexes": {k: list(v) for k, v in data.regexes.items()},
-        "lookups": {k: list(v) for k, v in data.lookups.items()},
-        "synonyms": dict(data.synonyms),
-        "gazetteers": {"symptom": symptoms} if symptoms else {},
-    }
 
 
 def _validation_splits(
@@ -524,7 +519,7 @@ def train_embedded(
     config = config or EmbeddedConfig()
     started = time.perf_counter()
     say = progress or (lambda message: log.info("%s", message))
-    embedder = embedder or get_embedder(config.embedder)
+    embedder = embedder or nlu_embedder(config.embedder)
     texts = [prepare_text(e.text).text or " " for e in data.examples]
     if not texts:
         raise ValueError("no training examples")
@@ -617,7 +612,6 @@ def train_embedded(
     featurizer = _Featurizer(use_char, config).fit(final_texts)
     say(f"training the final model ({feature_set}, C={c}) on {len(final_texts)} examples")
     linear = _fit_linear(featurizer.transform(final_texts, final_emb), final_y, c, config)
-    source = _extractor_source(data)
     report = TrainingReport(
         n_train=len(final_texts),
         n_validation=len(gold),
@@ -638,12 +632,11 @@ def train_embedded(
         temperature=temperature,
         threshold=threshold,
         config=config,
-        extractor=RuleEntityExtractor(**source),
+        entity_rules=entity_rules(data),
         fingerprint=fingerprint,
         report=report,
         embedder=embedder,
     )
-    model.extractor_source = source
     return model
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from nlu.contract import (
     Entity,
@@ -152,6 +153,27 @@ class _Candidate:
     extractor: str
 
 
+def entity_rules(data: NluData) -> dict[str, Any]:
+    """The plain-data rules a :class:`RuleEntityExtractor` is built from (persistable).
+
+    Symptom phrases annotated in the training examples become a gazetteer.
+    """
+    symptoms = sorted(
+        {
+            span.text
+            for example in data.examples
+            for span in example.entities
+            if span.entity == Entity.SYMPTOM and len(span.text.strip()) >= 2
+        }
+    )
+    return {
+        "regexes": {k: list(v) for k, v in data.regexes.items()},
+        "lookups": {k: list(v) for k, v in data.lookups.items()},
+        "synonyms": dict(data.synonyms),
+        "gazetteers": {Entity.SYMPTOM.value: symptoms} if symptoms else {},
+    }
+
+
 class RuleEntityExtractor:
     """Regex + lookup-table (+ learned gazetteer) entity extraction from Rasa-format data.
 
@@ -193,20 +215,7 @@ class RuleEntityExtractor:
     @classmethod
     def from_data(cls, data: NluData) -> RuleEntityExtractor:
         """Build from loaded training data (regexes, lookups, synonyms, annotated symptoms)."""
-        symptoms = sorted(
-            {
-                span.text
-                for example in data.examples
-                for span in example.entities
-                if span.entity == Entity.SYMPTOM and len(span.text.strip()) >= 2
-            }
-        )
-        return cls(
-            regexes=data.regexes,
-            lookups=data.lookups,
-            synonyms=data.synonyms,
-            gazetteers={Entity.SYMPTOM.value: symptoms} if symptoms else {},
-        )
+        return cls(**entity_rules(data))
 
     def extract(self, text: str) -> list[ParsedEntity]:
         """Entities in `text` with canonical values (invalid ids are dropped)."""

@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from knowledge_base.embedders import Embedder, get_embedder
+from knowledge_base.embedders import Embedder
 from nlu.breaker import CircuitBreaker
-from nlu.embedded import EmbeddedConfig, choose_threshold, decide, train_embedded
+from nlu.embedded import EmbeddedConfig, choose_threshold, decide, nlu_embedder, train_embedded
 from nlu.rasa_client import RasaClient, RetryPolicy
 from nlu.rasa_data import NluData, load_nlu_data, nlu_files
 from nlu.rasa_service import RasaServer, train_rasa
@@ -152,7 +152,7 @@ def evaluate_embedded(
     includes embedding them with the real model).
     """
     if isinstance(embedder, str):
-        embedder = get_embedder(embedder)
+        embedder = nlu_embedder(embedder)
     train_embedder: Embedder = embedder
     if cache_dir is not None:
         from knowledge_base.cache import CachingEmbedder

@@ -142,6 +142,41 @@ def venv_status(venv: Path, wanted: Sequence[str]) -> tuple[bool, str]:
     return True, "ready"
 
 
+def _python_version(executable: str) -> str | None:
+    try:
+        out = subprocess.run(
+            [executable, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def find_python(spec: str = "python3.10", version: str = "3.10") -> str:
+    """An interpreter of `version`: `spec` (a name on PATH or a path), else a pyenv install.
+
+    pyenv's ``python3.10`` shim only works when 3.10 is an active pyenv version, so the
+    installed versions (``$PYENV_ROOT/versions/3.10.*``) are tried directly as well.
+    """
+    candidates: list[str] = []
+    found = shutil.which(spec)
+    candidates.append(found or spec)
+    root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    for path in sorted((root / "versions").glob(f"{version}*/bin/python{version}"), reverse=True):
+        candidates.append(str(path))
+    for candidate in candidates:
+        if _python_version(candidate) == version:
+            return candidate
+    raise RasaServiceError(
+        f"Python {version} not found (tried {', '.join(candidates)}); install it "
+        f"(e.g. 'pyenv install {version}') or set nlu.rasa_python to its path"
+    )
+
+
 def _run_logged(
     cmd: Sequence[str], *, cwd: Path | None, env: dict[str, str] | None, log_file: TextIO, say: Say
 ) -> int:
@@ -179,7 +214,8 @@ def setup_venv(
         say(f"{venv} is ready (Rasa {RASA_VERSION})")
         return False
     say(f"setting up {venv}: {why}")
-    interpreter = shutil.which(python) or python
+    interpreter = find_python(python)
+    say(f"using {interpreter}")
     log_path = log_path or Path(tempfile.gettempdir()) / "hwcrm-rasa-setup.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("w", encoding="utf-8") as handle:
@@ -221,6 +257,7 @@ class RasaModel:
     trained: bool
     """True when this call trained it, False when the cached model was reused."""
     seconds: float = 0.0
+    """How long the training took (also for a reused model: when it was trained)."""
 
 
 def pipeline_config(config_path: Path, *, epochs: int | None = None) -> dict[str, Any]:
@@ -308,7 +345,12 @@ def train_rasa(
     existing = cached_model(out_dir, fingerprint)
     if existing is not None and not force:
         say(f"Rasa model {existing.name} is up to date (data and config unchanged)")
-        return RasaModel(existing, fingerprint, trained=False)
+        try:
+            meta = json.loads((out_dir / f"{name}{FINGERPRINT_SUFFIX}").read_text("utf-8"))
+            seconds = float(meta.get("seconds") or 0.0)
+        except (OSError, ValueError):
+            seconds = 0.0
+        return RasaModel(existing, fingerprint, trained=False, seconds=seconds)
     if not rasa_bin(venv).exists():
         raise RasaServiceError(f"Rasa is not installed in {venv}: run 'hwcrm nlu setup' first")
     started = time.perf_counter()
