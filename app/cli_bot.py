@@ -32,6 +32,7 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.table import Table
 
 if TYPE_CHECKING:
     from app.container import Container
@@ -100,6 +101,7 @@ async def prepare(container: Container, *, quiet: bool = False) -> Prepared:
 
     settings = container.settings
     result = Prepared(database=redact_url(settings.db.url))
+    logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at DEBUG
 
     started = time.perf_counter()
     async with container.unit_of_work() as session:
@@ -210,17 +212,18 @@ def _summary(result: Prepared, settings: Settings, *, chat_next: bool) -> None:
         f"  NLU             embedded classifier, {result.nlu_intents} intents"
         + did(result.nlu_trained, "trained")
     )
-    console.print(
-        "  Telegram        no HWCRM_BOT__TOKEN: set it to run the bot on Telegram "
-        f"({settings.bot.mode} mode)"
-    )
-    console.print("Try the real bot offline:")
+    console.print("  Telegram        no HWCRM_BOT__TOKEN (set it to run the bot on Telegram)")
+    table = Table(title="Try the real bot offline", title_justify="left", show_edge=False)
+    table.add_column("command", style="bold", no_wrap=True)
+    table.add_column("who")
     for identity in DEMO_IDENTITIES:
-        console.print(
-            f"  hwcrm chat --as {identity.telegram_user_id}   "
-            f"{escape(identity.name)} ({identity.language}): {escape(identity.description_en)}"
+        first = identity.description_en.split(":", 1)[-1].split(";")[0].strip()
+        table.add_row(
+            f"hwcrm chat --as {identity.telegram_user_id}",
+            f"{escape(identity.name)} ({identity.language}): {escape(first)}",
         )
-    console.print("  hwcrm chat --as-agent 9001   also see the staff group as agent wang.fang")
+    table.add_row("hwcrm chat --as-agent 9001", "also the staff group, as agent wang.fang")
+    console.print(table)
     names = {c.name for c in cli.registered_commands} | {g.name for g in cli.registered_groups}
     if "console" in names:
         console.print(
@@ -241,7 +244,7 @@ def bot_cmd(
     warm_up: bool = typer.Option(
         True,
         "--warm-up/--no-warm-up",
-        help="Load the NLU model and knowledge-base index in the background at start "
+        help="Load the NLU model and knowledge-base index before taking updates "
         "(otherwise on the first message that needs them).",
     ),
     workers: int = typer.Option(
@@ -327,7 +330,6 @@ async def _run_bot(
     worker_index: int = 0,
     workers: int = 1,
 ) -> None:
-    import asyncio
 
     from app.container import container_scope
     from bot.middlewares.errors import install_secret_redaction
@@ -339,14 +341,11 @@ async def _run_bot(
     )
     async with container_scope(settings) as container:
         deps = container.bot_deps()
-        tasks: list[asyncio.Task[Any]] = []
-        if warm_up:  # in the background: the bot takes updates at once
-            tasks.append(asyncio.create_task(_warm_up(deps)))
-        try:
-            await run_bot(deps, mode=mode, worker_index=worker_index, workers=workers)
-        finally:
-            for task in tasks:
-                task.cancel()
+        if warm_up:
+            # before taking updates (Telegram keeps them meanwhile): a model loading on the
+            # first message would hold up every update behind it
+            await _warm_up(deps)
+        await run_bot(deps, mode=mode, worker_index=worker_index, workers=workers)
 
 
 async def _warm_up(deps: Any) -> None:

@@ -387,7 +387,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             HWCRM_DB__POOL_SIZE="20",
             HWCRM_KB__INDEX_DIR=str(index_dir),
             HWCRM_NLU__MODEL_DIR=str(Path(args.nlu_model_dir)),
-            HWCRM_APP__LOG_LEVEL="WARNING",
+            HWCRM_APP__LOG_LEVEL="INFO",  # "listening" lines: every worker is ready
             PYTHONUNBUFFERED="1",
         )
         if args.workers > 1:
@@ -400,7 +400,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 cwd=ROOT, env=env, stdout=log, stderr=asyncio.subprocess.STDOUT,
             )  # fmt: skip
         try:
-            await api.wait_for_method("setWebhook", timeout=180)
+            await api.wait_for_method("setWebhook", timeout=300)
+            deadline = time.monotonic() + 300
+            while log_path.read_text(errors="replace").count("webhook mode: listening") < (  # noqa: ASYNC240
+                args.workers
+            ):
+                if time.monotonic() > deadline or process.returncode is not None:
+                    raise RuntimeError(f"the bot workers did not start; see {log_path}")
+                await asyncio.sleep(0.5)
             # the models load in the background: wait until a message is answered
             async with aiohttp.ClientSession() as http:
                 probe = await _probe(api, http, waiters, customers[0][0])

@@ -161,3 +161,72 @@ async def test_end_of_input_ends_the_chat(
     await chat.run_script(["/start"])
     assert "陈静" in out.getvalue()
     assert chat.dp.runtime.inflight.count == 0
+
+
+# -- hwcrm start ------------------------------------------------------------------------------
+
+
+def _fake_prepare(monkeypatch: Any) -> list[str]:
+    from app import cli_bot
+
+    calls: list[str] = []
+
+    async def prepare(container: Any, *, quiet: bool = False) -> Any:
+        calls.append("prepare")
+        return cli_bot.Prepared(
+            database="sqlite+aiosqlite:///var/hwcrm.sqlite3",
+            seeded=True,
+            customers=2000,
+            orders=5000,
+            kb_built=True,
+            kb_articles=168,
+            kb_chunks=925,
+            nlu_trained=False,
+            nlu_intents=15,
+        )
+
+    async def chat(*args: Any, **kwargs: Any) -> None:
+        calls.append("chat")
+
+    async def run_bot(*args: Any, **kwargs: Any) -> None:
+        calls.append("bot")
+
+    monkeypatch.setattr(cli_bot, "prepare", prepare)
+    monkeypatch.setattr(cli_bot, "_chat", chat)
+    monkeypatch.setattr(cli_bot, "_run_bot", run_bot)
+    return calls
+
+
+def test_start_without_a_terminal_prints_the_summary_and_exits_0(
+    monkeypatch: Any, tmp_path: Any
+) -> None:
+    from typer.testing import CliRunner
+
+    from app.cli import _register_subcommands, cli
+
+    monkeypatch.delenv("HWCRM_BOT__TOKEN", raising=False)
+    monkeypatch.setenv("HWCRM_DB__URL", f"sqlite+aiosqlite:///{tmp_path / 'x.sqlite3'}")
+    calls = _fake_prepare(monkeypatch)
+    _register_subcommands()
+    result = CliRunner().invoke(cli, ["start"], input="")  # stdin is not a TTY
+    assert result.exit_code == 0, result.output
+    assert calls == ["prepare"]  # no chat: CI must not hang
+    assert "hwcrm is ready" in result.output
+    assert "2,000 customers" in result.output and "hwcrm chat --as 1002" in result.output
+    result = CliRunner().invoke(cli, ["start", "--chat"], input="")
+    assert result.exit_code == 0 and calls[-1] == "chat"
+
+
+def test_start_with_a_token_runs_the_telegram_bot(monkeypatch: Any, tmp_path: Any) -> None:
+    from typer.testing import CliRunner
+
+    from app.cli import _register_subcommands, cli
+
+    monkeypatch.setenv("HWCRM_BOT__TOKEN", "4242:start-test")
+    monkeypatch.setenv("HWCRM_DB__URL", f"sqlite+aiosqlite:///{tmp_path / 'x.sqlite3'}")
+    calls = _fake_prepare(monkeypatch)
+    _register_subcommands()
+    result = CliRunner().invoke(cli, ["start"], input="")
+    assert result.exit_code == 0, result.output
+    assert calls == ["prepare", "bot"]
+    assert "4242:start-test" not in result.output
