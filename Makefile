@@ -9,18 +9,20 @@ STAMP := $(VENV)/.installed
 
 # Create .venv and install the product with its dev tools. torch comes first, pinned to the
 # CPU build, or sentence-transformers would pull a multi-GB CUDA build.
+# `python -m pip`, not .venv/bin/pip: a script's shebang may name another checkout's venv
+# (e.g. a .venv copied or cloned along), and pip would then install into that one.
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
 bootstrap: $(STAMP)
 
 ## Start the product on its embedded defaults (SQLite, demo data, no token needed).
 run: $(STAMP)
-	$(BIN)/hwcrm start
+	$(BIN)/python -m app.cli start
 
 ## The Rasa NLU service's own Python 3.10 virtualenv (.venv-rasa; ~2 min the first time,
 ## a quick check when it is already complete). The rasa-marked tests need it.
