@@ -123,11 +123,16 @@ def _product_summary(flow: Flow, product: ProductDTO) -> str:
     )
 
 
-async def _accessories(flow: Flow, product: ProductDTO) -> tuple[str, list[InlineKeyboardButton]]:
-    """Compatible products of the related categories, with a details button each."""
+async def _accessories(
+    flow: Flow, product: ProductDTO, *, asked: str | None = None
+) -> tuple[str, list[InlineKeyboardButton]]:
+    """Compatible products of the related categories (the one asked about first), with a
+    details button each."""
     related = await flow.crm.compatibility.related_categories(product.category)
     preferred = [c for c in PREFERRED_ACCESSORIES.get(product.category, ()) if c in related]
-    targets = (preferred or related)[:MAX_ACCESSORY_CATEGORIES]
+    ordered = [asked] if asked in related else []
+    ordered += [c for c in preferred or related if c not in ordered]
+    targets = ordered[:MAX_ACCESSORY_CATEGORIES]
     sections: list[str] = []
     buttons: list[InlineKeyboardButton] = []
     for target in targets:

@@ -40,6 +40,7 @@ _BUDGET_PATTERNS = (
     re.compile(_NUMBER + r"\s*(?:元|块|rmb|cny|yuan|以内|以下|左右)", re.IGNORECASE),
 )
 _MULTIPLIERS = {"k": 1_000, "千": 1_000, "w": 10_000, "万": 10_000}
+_THOUSANDS = re.compile(r"[,，]")
 
 
 def parse_budget(text: str) -> Decimal | None:
@@ -54,7 +55,7 @@ def parse_budget(text: str) -> Decimal | None:
             continue
         raw, unit = match.group(1), match.group(2)
         try:
-            value = Decimal(re.sub(r"[,，]", "", raw))
+            value = Decimal(_THOUSANDS.sub("", raw))
         except InvalidOperation:
             continue
         if unit:
