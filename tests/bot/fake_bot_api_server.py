@@ -100,6 +100,7 @@ class FakeBotAPIServer:
     _changed: asyncio.Condition | None = None
     _runner: web.AppRunner | None = None
     _http: aiohttp.ClientSession | None = None
+    _closing: bool = False
     listeners: list[Callable[[RecordedCall], None]] = field(default_factory=list)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -119,6 +120,9 @@ class FakeBotAPIServer:
         return self.base_url
 
     async def stop(self) -> None:
+        self._closing = True  # long polls return at once
+        if self._changed is not None:
+            await self._notify()
         if self._http is not None:
             await self._http.close()
         if self._runner is not None:
@@ -260,7 +264,7 @@ class FakeBotAPIServer:
         if offset:  # confirmed: everything below offset is gone for good
             self._updates = [u for u in self._updates if u["update_id"] >= offset]
         deadline = time.monotonic() + timeout
-        while not self._updates:
+        while not self._updates and not self._closing:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return []
