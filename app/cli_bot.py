@@ -101,7 +101,7 @@ async def prepare(container: Container, *, quiet: bool = False) -> Prepared:
 
     settings = container.settings
     result = Prepared(database=redact_url(settings.db.url))
-    logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at DEBUG
+    _quiet_bm25s()
 
     started = time.perf_counter()
     async with container.unit_of_work() as session:
@@ -136,6 +136,13 @@ async def prepare(container: Container, *, quiet: bool = False) -> Prepared:
     await _prepare_nlu(container, result, quiet=quiet)
     result.steps["NLU model"] = time.perf_counter() - started
     return result
+
+
+def _quiet_bm25s() -> None:
+    """bm25s sets its logger to DEBUG when imported and logs every index build."""
+    import bm25s  # noqa: F401
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 
 async def _prepare_kb(container: Container, result: Prepared) -> None:
