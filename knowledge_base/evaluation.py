@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -207,13 +207,7 @@ def run_queries(
 ) -> tuple[list[QueryOutcome], int]:
     """Run every query one at a time, timed end to end; returns (outcomes, skipped)."""
     base = params or SearchParams()
-    params = SearchParams(
-        mode=mode,
-        rrf_k=base.rrf_k,
-        dense_weight=base.dense_weight,
-        lexical_weight=base.lexical_weight,
-        candidates=max(base.candidates, min(len(index.chunks), 2000)),
-    )
+    params = replace(base, mode=mode, candidates=max(base.candidates, min(len(index.chunks), 2000)))
     in_corpus = {a.article_id for a in index.article_list if lang is None or a.language == lang}
     outcomes: list[QueryOutcome] = []
     skipped = 0

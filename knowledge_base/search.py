@@ -8,14 +8,14 @@ reciprocal rank fusion: score = w_dense / (k + rank_dense) + w_lexical / (k + ra
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from knowledge_base.index import KbIndex
-from knowledge_base.text import tokenize
+from knowledge_base.text import has_identifier, tokenize
 from knowledge_base.vectors import Matrix, search
 
 Mode = Literal["hybrid", "dense", "lexical"]
@@ -32,6 +32,9 @@ class SearchParams:
     dense_weight: float = 1.0
     lexical_weight: float = 1.0
     candidates: int = 100
+    # Multiplies lexical_weight for queries that name an exact identifier (stop code,
+    # model number): for those, the lexical match is the stronger evidence.
+    identifier_weight: float = 1.0
 
 
 @dataclass
@@ -164,7 +167,12 @@ def search_index(
             if use_lexical
             else _Ranked()
         )
-        results.append(_fuse(index, dense, lexical, params, k))
+        query_params = params
+        if params.identifier_weight != 1.0 and use_dense and use_lexical and has_identifier(query):
+            query_params = replace(
+                params, lexical_weight=params.lexical_weight * params.identifier_weight
+            )
+        results.append(_fuse(index, dense, lexical, query_params, k))
     return results
 
 

@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -192,13 +192,7 @@ class KnowledgeBase:
         index = self.require()
         params = self.search_params
         if mode is not None and mode != params.mode:
-            params = SearchParams(
-                mode=mode,
-                rrf_k=params.rrf_k,
-                dense_weight=params.dense_weight,
-                lexical_weight=params.lexical_weight,
-                candidates=params.candidates,
-            )
+            params = replace(params, mode=mode)
         vectors = None if params.mode == "lexical" else self.embedder.encode(list(queries))
         return search_index(
             index, queries, vectors, k=k, lang=lang, category=category, params=params

@@ -412,6 +412,16 @@ def _joinable(left: str, right: str) -> bool:
     return bool(left.isalpha() and len(left) <= 5 and right_digit and left not in _EN_STOP)
 
 
+_IDENTIFIER_RE = re.compile(
+    r"0x[0-9a-f]+|\b0{2,}[0-9a-f]{1,6}\b|\b(?=[a-z0-9]*\d)(?=[a-z0-9]*[a-z])[a-z0-9]{3,}\b|\b\d{4}\b"
+)
+
+
+def has_identifier(text: str) -> bool:
+    """Does the text name something exactly: a stop code, a model number (4070ti, B650)?"""
+    return _IDENTIFIER_RE.search(normalise(text)) is not None
+
+
 def tokenize_many(texts: Iterable[str]) -> list[list[str]]:
     return [tokenize(t) for t in texts]
 

@@ -137,3 +137,23 @@ def test_export_corpus_turns_our_articles_into_the_evaluation_format(tmp_path: P
     by_id = {r["id"]: r for r in rows}
     assert by_id["gpu-artifacts.en"]["title"] and "##" in by_id["gpu-artifacts.en"]["text"]
     assert not any(r["id"].lower().startswith("readme") for r in rows)
+
+
+def test_the_sentence_transformers_engine_runs_the_packaged_minilm_for_real() -> None:
+    from knowledge_base.embedders import get_embedder
+
+    minilm = get_embedder("sentence-transformers:minilm")
+    corpus = [
+        {"id": "fan", "title": "GPU fan not spinning", "text": "Zero RPM mode stops the fans."},
+        {"id": "ups", "title": "UPS beeping", "text": "A beep every few seconds: on battery."},
+        {"id": "ssd", "title": "SSD not detected", "text": "Check the M.2 slot and the BIOS."},
+    ]
+    queries = [
+        {"query": "my graphics card fans stopped", "relevant": ["fan"]},
+        {"query": "the battery backup keeps making noises", "relevant": ["ups"]},
+        {"query": "new nvme drive does not show up", "relevant": ["ssd"]},
+    ]
+    index = build_corpus_index(corpus, minilm)
+    assert index.manifest["embedder"] == "sentence-transformers:minilm"
+    assert index.dim == 384
+    assert evaluate_index(index, minilm, queries, mode="dense").metrics["hit@1"] == 1.0
