@@ -175,6 +175,8 @@ async def on_device_text(message: Message, flow: Flow) -> None:
             _set_device(draft, unit, flow.lang)
             await _after_device(flow, draft)
         return
+    if await _escaped(flow, message.text or ""):
+        return
     if not draft.get("symptom"):
         draft["symptom"] = message.text
         await _save(flow, draft)
@@ -183,11 +185,20 @@ async def on_device_text(message: Message, flow: Flow) -> None:
     await flow.say(flow.t("fault.ask_serial_again"))
 
 
+async def _escaped(flow: Flow, text: str) -> bool:
+    """The customer asked for something else instead (a person, an order ...): routed."""
+    from bot.routers.free_text import parse_or_escape
+
+    return await parse_or_escape(flow, text, stay=frozenset({"product_question"})) is None
+
+
 # -- symptom and photos ------------------------------------------------------------------------
 
 
 @router.message(StateFilter(FaultStates.symptom), PLAIN_TEXT)
 async def on_symptom(message: Message, flow: Flow) -> None:
+    if await _escaped(flow, message.text or ""):
+        return
     draft = await _draft(flow)
     draft["symptom"] = message.text
     await _save(flow, draft)

@@ -60,6 +60,41 @@ async def _unsure(flow: Flow, text: str, parse: ParseResult) -> None:
     await flow.say(answer_text(flow, answer), rows([source_button(flow, answer)]))
 
 
+# -- leaving a flow that waits for free text --------------------------------------------------
+
+# A flow waiting for free text (a symptom, a product question, what to buy) takes the next
+# message as that text, unless the NLU is sure it asks for one of these instead.
+ESCAPE_INTENTS = frozenset(
+    {
+        "request_human",
+        "complaint",
+        "unsubscribe",
+        "order_status",
+        "return_refund",
+        "check_warranty",
+        "purchase_inquiry",
+        "product_question",
+        "goodbye",
+    }
+)
+
+
+async def parse_or_escape(
+    flow: Flow, text: str, *, stay: frozenset[str] = frozenset()
+) -> ParseResult | None:
+    """Parse `text` for a flow waiting for it. When the NLU is sure the customer asks for
+    something else (an escape intent not in `stay`), the flow is left and that intent is
+    routed: None. Otherwise the parse, for its entities."""
+    parse = await flow.deps.nlu.parse(text)
+    confident = parse.confidence >= flow.deps.settings.nlu.confidence_threshold
+    if confident and parse.intent in ESCAPE_INTENTS - stay:
+        await flow.state.set_state(None)
+        flow.intent, flow.confidence = parse.intent, parse.confidence
+        await ROUTES[parse.intent](flow, text, parse)
+        return None
+    return parse
+
+
 # -- routes ------------------------------------------------------------------------------------
 
 

@@ -50,8 +50,12 @@ async def ask_question(flow: Flow) -> None:
 
 @router.message(StateFilter(ProductStates.question), PLAIN_TEXT)
 async def on_question(message: Message, flow: Flow) -> None:
+    from bot.routers.free_text import parse_or_escape
+
     text = message.text or ""
-    parse = await flow.deps.nlu.parse(text)
+    parse = await parse_or_escape(flow, text, stay=frozenset({"product_question"}))
+    if parse is None:
+        return
     await answer_question(
         flow,
         text,

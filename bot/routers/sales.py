@@ -4,6 +4,7 @@ wrote), a lead recorded in the CRM (source `bot`), and an optional handoff to sa
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from aiogram.filters import Command, StateFilter
@@ -17,13 +18,14 @@ from bot.flows.states import SalesStates
 from bot.keyboards import button, categories_keyboard, stack
 from crm_core.catalog.categories import CATEGORY_KEYS, canonical_category
 from crm_core.catalog.schemas import ProductDTO
-from crm_core.leads.schemas import LeadCreate
+from crm_core.leads.schemas import LeadCreate, LeadDTO
 
 router = customer_router("sales")
 
 MAX_SUGGESTIONS = 5
 SEARCH_LIMIT = 500
 NOTES_MAX = 500
+REPEAT_WINDOW = timedelta(days=1)
 DRAFT = "sales"
 
 _NUMBER = r"(\d{1,3}(?:[,，]\d{3})+|\d+(?:\.\d+)?)\s*(k|K|千|w|W|万)?"
@@ -100,8 +102,12 @@ async def on_category(query: CallbackQuery, callback_data: CategoryCb, flow: Flo
 @router.message(StateFilter(SalesStates.category), PLAIN_TEXT)
 async def on_description(message: Message, flow: Flow) -> None:
     """The customer describes what they want instead of pressing a category."""
+    from bot.routers.free_text import parse_or_escape
+
     text = message.text or ""
-    parse = await flow.deps.nlu.parse(text)
+    parse = await parse_or_escape(flow, text, stay=frozenset({"purchase_inquiry"}))
+    if parse is None:
+        return
     category = parse.first("product_category")
     model = parse.first("product_model")
     draft = (await flow.state.get_data()).get(DRAFT) or {}
@@ -134,16 +140,7 @@ async def suggest(
     picks = _pick(within, budget)
     interest = [category] if category else []
     interest += [p.sku for p in picks if not category]
-    lead = await flow.crm.leads.create_lead(
-        LeadCreate(
-            customer_id=flow.customer.id,
-            products_of_interest=interest,
-            budget=budget,
-            source="bot",
-            notes=(text.strip() or "Purchase inquiry in Telegram")[:NOTES_MAX],
-        ),
-        actor=f"customer:{flow.customer.id}",
-    )
+    lead = await _record_lead(flow, interest, budget, text)
     what = category_name(flow.t, category) if category else (model or "")
     if picks:
         lines = [
@@ -186,6 +183,35 @@ async def suggest(
         for p in picks
     ]
     await flow.say("\n".join(lines), stack(*detail_buttons, [human_button(flow, SALES)]))
+
+
+async def _record_lead(
+    flow: Flow, interest: list[str], budget: Decimal | None, text: str
+) -> LeadDTO:
+    """A lead for sales; the same inquiry repeated within a day reuses the open one."""
+    since = flow.deps.clock.now() - REPEAT_WINDOW
+    for lead in await flow.crm.leads.list_leads(customer_id=flow.customer.id, stage="new"):
+        if (
+            lead.source == "bot"
+            and lead.products_of_interest == interest
+            and lead.budget == budget
+            and _aware(lead.created_at) >= since
+        ):
+            return lead
+    return await flow.crm.leads.create_lead(
+        LeadCreate(
+            customer_id=flow.customer.id,
+            products_of_interest=interest,
+            budget=budget,
+            source="bot",
+            notes=(text.strip() or "Purchase inquiry in Telegram")[:NOTES_MAX],
+        ),
+        actor=f"customer:{flow.customer.id}",
+    )
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 async def _candidates(flow: Flow, category: str | None, model: str | None) -> list[ProductDTO]:

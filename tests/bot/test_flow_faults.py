@@ -296,3 +296,17 @@ async def test_not_solved_offers_a_person_and_the_button_hands_off(
         return (await crm.conversations.for_customer(customer.id))[0].owner
 
     assert await crm_run(owner) == "queued"
+
+
+@pytest.mark.parametrize("lang", LANGS)
+async def test_asking_for_a_person_instead_of_describing_the_symptom_hands_off(
+    make_harness: Any, speaker: Any, crm_run: Any, lang: str
+) -> None:
+    kb = FixedKb(confident=True)
+    h = make_harness(kb=kb)
+    user = await speaker(h, 1001, lang)
+    await h.press(user, DeviceCb(serial=GPU_1001).pack())
+    text = {"zh": "转人工", "en": "I want to talk to a human"}
+    calls = await h.send(user, text[lang])
+    assert T.t("handoff.customer_queued", lang) in said(calls)
+    assert kb.asked == []  # not taken as the symptom

@@ -157,3 +157,12 @@ async def test_a_photo_outside_a_flow_starts_a_fault_report_and_keeps_the_photo(
     assert T.t("fault.ask_device", lang) in said(calls)
     draft = (await h.dispatcher.fsm.get_context(h.bot, 1001, 1001).get_data())["fault"]
     assert draft["photos"] == ["broken-fan"]
+
+
+@pytest.mark.parametrize("data", ["ord:show", "rate:five:", "dev", "prv:erase:x:y:z", "zzz"])
+async def test_malformed_callback_data_is_answered_without_acting(
+    bot_harness: BotHarness, speaker: Any, data: str
+) -> None:
+    user = await speaker(bot_harness, 1001, "en")
+    calls = await bot_harness.press(user, data)
+    assert [c.method for c in calls] == ["answerCallbackQuery"]

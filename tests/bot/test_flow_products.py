@@ -189,3 +189,29 @@ async def test_nothing_within_a_tiny_budget_names_the_most_affordable_one(
     prefix = T.t("sales.nothing_in_budget", lang, what="", budget="", name="", price="")[:2]
     assert prefix in said(calls)
     assert button_datas(calls, "prd:info:") == []
+
+
+@pytest.mark.parametrize("lang", LANGS)
+async def test_the_same_purchase_inquiry_twice_in_a_day_records_one_lead(
+    bot_harness: BotHarness, speaker: Any, crm_run: Any, lang: str
+) -> None:
+    user = await speaker(bot_harness, 1001, lang)
+    text = {"zh": "我想买一张显卡，预算5000", "en": "I want to buy a graphics card under 5000"}
+    before = len(await leads_of(crm_run, 1001))
+    first = await bot_harness.send(user, text[lang])
+    second = await bot_harness.send(user, text[lang])
+    leads = await leads_of(crm_run, 1001)
+    assert len(leads) == before + 1
+    recorded = T.t("sales.lead_recorded", lang, lead=leads[0].id)
+    assert recorded in said(first) and recorded in said(second)
+
+
+@pytest.mark.parametrize("lang", LANGS)
+async def test_a_different_request_while_a_product_question_is_awaited_is_routed(
+    bot_harness: BotHarness, speaker: Any, lang: str
+) -> None:
+    user = await speaker(bot_harness, 1001, lang)
+    await bot_harness.send(user, "/product")
+    text = {"zh": "我的订单到哪了", "en": "where is my order"}
+    calls = await bot_harness.send(user, text[lang])
+    assert T.t("orders.pick", lang) in said(calls)
