@@ -10,7 +10,7 @@ The real HTTP path is tested separately against a fake Bot API *server* (tests/b
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +32,8 @@ from aiogram.types import (
     Update,
     User,
 )
+
+ErrorFactory = Callable[[TelegramMethod[Any]], TelegramAPIError]
 
 BOT_USER = User(id=42, is_bot=True, first_name="NorthBridge Support", username="northbridge_bot")
 
@@ -71,7 +73,7 @@ class InProcessBotAPI(BaseSession):
     """Records every call; answers like Telegram would. Not thread-safe (one event loop)."""
 
     calls: list[SentCall] = field(default_factory=list)
-    _errors: dict[str, list[TelegramAPIError]] = field(default_factory=dict)
+    _errors: dict[str, list[ErrorFactory]] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
     _topics: itertools.count[int] = field(default_factory=lambda: itertools.count(500))
     deleted_topics: set[int] = field(default_factory=set)
@@ -79,7 +81,7 @@ class InProcessBotAPI(BaseSession):
     def __post_init__(self) -> None:
         super().__init__()
 
-    def fail_next(self, method: str, error_factory: Any) -> None:
+    def fail_next(self, method: str, error_factory: ErrorFactory) -> None:
         """Make the next call of `method` (e.g. "sendMessage") raise `error_factory(method_obj)`."""
         self._errors.setdefault(method, []).append(error_factory)
 
