@@ -212,10 +212,16 @@ class EntityImporter(ABC, Generic[P]):
     """
 
     layout: Layout
+    # The tables this importer fills, the first one growing like the file (PostgreSQL
+    # statistics are refreshed for them, see _refresh_statistics).
+    tables: tuple[str, ...] = ()
 
     def __init__(self, ctx: ImportContext) -> None:
         self.ctx = ctx
         self._pending: list[P] = []
+        self._rows_written = 0
+        self._analyzed_at: float | None = None  # estimated table size at the last ANALYZE
+        self._base_size = 0.0
 
     async def start(self) -> None:
         """Hook called once before the first record."""
@@ -236,6 +242,40 @@ class EntityImporter(ABC, Generic[P]):
         batch, self._pending = self._pending, []
         if batch:
             await self.write(batch)
+            await self._refresh_statistics(self.rows_in(batch))
+
+    def rows_in(self, batch: list[P]) -> int:
+        """How many file rows a batch holds."""
+        return len(batch)
+
+    async def _refresh_statistics(self, rows: int) -> None:
+        """Keep PostgreSQL's planner informed while a large import fills a table.
+
+        The batch queries are planned from table statistics, and autovacuum cannot see the
+        rows of a transaction that has not committed: a fresh database filled by one big
+        import would be planned as if empty (nested loops over sequential scans, minutes per
+        batch). So the importer runs ANALYZE (which does count its own transaction's rows)
+        on its tables whenever they may have doubled in size: O(log n) times per import,
+        never for a table that is already large compared with the file.
+        """
+        self._rows_written += rows
+        session = self.ctx.session
+        if not self.tables or session.get_bind().dialect.name != "postgresql":
+            return
+        if self._analyzed_at is None:
+            found = await session.scalar(
+                sql("SELECT reltuples FROM pg_class WHERE oid = CAST(:t AS regclass)"),
+                {"t": self.tables[0]},
+            )
+            self._base_size = max(float(found or 0), 0.0)
+            self._analyzed_at = self._base_size
+        size = self._base_size + self._rows_written
+        if size < 2 * self._analyzed_at or self._rows_written < self.ctx.config.batch_size:
+            return
+        names = [*self.tables, *([FileKeys.TABLE] if self.ctx.keys.spilled else [])]
+        for name in names:
+            await session.execute(sql(f"ANALYZE {name}"))
+        self._analyzed_at = size
 
     async def finish(self) -> None:
         await self.flush()

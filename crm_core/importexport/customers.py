@@ -137,6 +137,7 @@ class CustomerImporter(EntityImporter[CustomerRow]):
     """Customers are matched by phone, then e-mail; anonymous ids stand for erased customers."""
 
     layout = CUSTOMERS
+    tables = (Customer.__tablename__, Company.__tablename__, ConsentEvent.__tablename__)
 
     def __init__(self, ctx: ImportContext) -> None:
         super().__init__(ctx)

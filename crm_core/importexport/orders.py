@@ -129,6 +129,7 @@ class OrderImporter(EntityImporter[OrderGroup]):
     """Groups consecutive lines into orders and writes whole orders in batches."""
 
     layout = ORDERS
+    tables = (OrderItem.__tablename__, Order.__tablename__, OrderItemSerial.__tablename__)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -337,6 +338,9 @@ class OrderImporter(EntityImporter[OrderGroup]):
     async def flush(self) -> None:
         self._pending_lines = 0
         await super().flush()
+
+    def rows_in(self, batch: list[OrderGroup]) -> int:
+        return sum(group.rows for group in batch)
 
     async def finish(self) -> None:
         if self._group is not None:

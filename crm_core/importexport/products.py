@@ -72,6 +72,7 @@ def _category(value: Any) -> str:
 
 class ProductImporter(EntityImporter[ProductRow]):
     layout = PRODUCTS
+    tables = (Product.__tablename__,)
 
     def parse(self, record: Record) -> ProductRow | None:
         p = RowParser(self.ctx.report, record)

@@ -40,12 +40,14 @@ from crm_core.importexport import (
     ImportConfig,
     ImportRequest,
     ImportResult,
+    ImportService,
     Issue,
     fields,
     run_import,
 )
 from crm_core.importexport.common import FileKeys
 from crm_core.importexport.customers import CustomerImporter
+from crm_core.models import metadata
 from crm_core.orders.models import Order, OrderItem, OrderItemSerial, Return
 from tests.conftest import Database
 
@@ -1140,6 +1142,35 @@ async def test_the_key_register_answers_the_same_before_and_after_moving_to_its_
         await session.rollback()
 
     assert answers == expected
+
+
+@pytest.mark.postgres
+async def test_a_growing_import_refreshes_postgres_statistics_inside_its_transaction(
+    pg_schema_url: str, clock: FixedClock, tmp_path: Path
+) -> None:
+    """Without it a fresh database filled by one big import is planned as if empty."""
+    engine = create_engine(pg_schema_url)
+    tables = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
+    async with engine.begin() as conn:
+        await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    path = write(
+        tmp_path,
+        "c.csv",
+        "name,phone\n" + "".join(f"P{i},1390000{i:04d}\n" for i in range(300)),
+    )
+    try:
+        async with create_session_factory(engine)() as session:
+            service = ImportService(session, clock, ImportConfig(batch_size=50))
+            result = await service.import_file(ImportRequest(Entity.CUSTOMERS, path))
+            estimate = await session.scalar(
+                text("SELECT reltuples FROM pg_class WHERE oid = 'customers'::regclass")
+            )
+            await session.rollback()
+    finally:
+        await engine.dispose()
+
+    assert result.inserted == 300
+    assert estimate is not None and estimate >= 200  # analyzed at 50, 100 and 200 rows
 
 
 # -- export and round trips -------------------------------------------------------------------
