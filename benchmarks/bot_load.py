@@ -230,7 +230,7 @@ async def customer_ids(url: str, count: int) -> list[tuple[int, str]]:
             )
         ).all()
     await engine.dispose()
-    found = [(int(tg), str(lang)) for tg, lang in rows]
+    found = [(int(tg), str(lang)) for tg, lang in rows if tg is not None]
     # more simulated customers than demo identities: the rest are new people (prospects)
     found += [(8_000_000 + i, "en" if i % 2 else "zh") for i in range(count - len(found))]
     return found

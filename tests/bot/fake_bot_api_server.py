@@ -114,9 +114,9 @@ class FakeBotAPIServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
-        server = site._server
+        server: Any = site._server
         assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = int(server.sockets[0].getsockname()[1])
         return self.base_url
 
     async def stop(self) -> None:
