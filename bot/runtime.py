@@ -230,7 +230,7 @@ def build_dispatcher(
     if redis is not None:
         bot_id = _bot_id(settings)
         dedup = RedisDeduplicator(redis, prefix, bot_id, options.dedup_ttl_s)
-        counter = RedisRateCounter(redis, prefix, options.throttle_window_s)
+        counter = RedisRateCounter(redis, f"{prefix}:{bot_id}", options.throttle_window_s)
     else:
         dedup = MemoryDeduplicator(options.dedup_size)
         counter = MemoryRateCounter(options.throttle_window_s)

@@ -183,3 +183,46 @@ async def test_the_bot_refuses_to_start_without_a_token(tmp_path: Path) -> None:
     out, _ = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 2
     assert "HWCRM_BOT__TOKEN is not set" in out.decode()
+
+
+async def test_two_webhook_workers_share_one_port_and_redis(
+    api: FakeBotAPIServer, tmp_path: Path, seeded_copy: Path
+) -> None:
+    import itertools
+    import random
+
+    from redis.asyncio import Redis
+
+    api._update_ids = itertools.count(random.randrange(10**6, 10**9))  # fresh for Redis de-dup
+    port = free_port()
+    env = bot_env(
+        tmp_path,
+        api,
+        HWCRM_BOT__MODE="webhook",
+        HWCRM_BOT__WEBHOOK_URL=f"http://127.0.0.1:{port}/telegram/webhook",
+        HWCRM_BOT__WEBHOOK_PORT=str(port),
+        HWCRM_BOT__FSM_STORAGE="redis",
+        HWCRM_BOT__REDIS_URL="redis://127.0.0.1:6379/0",
+    )
+    bot = await start_bot(env, tmp_path / "bot.log", "--workers", "2")
+    try:
+        await api.wait_for_method("setWebhook", timeout=90)
+        deadline = asyncio.get_running_loop().time() + 90
+        while bot.output().count("webhook mode: listening") < 2:
+            assert asyncio.get_running_loop().time() < deadline, bot.output()
+            await asyncio.sleep(0.2)
+        users = range(7_780_001, 7_780_011)
+        for user in users:
+            assert await api.post_to_webhook(message_update(user, "/start")) == 200
+        for user in users:
+            await api.wait_for(lambda c, u=user: c.method == "sendMessage" and c.chat_id == u, 60)
+        assert await api.post_to_webhook(message_update(7_780_001, "/start"), "wrong") == 401
+    finally:
+        code = await bot.stop()
+        redis = Redis.from_url("redis://127.0.0.1:6379/0")
+        keys = [k async for k in redis.scan_iter("hwcrm:bot:*4242:*")]
+        if keys:
+            await redis.delete(*keys)
+        await redis.aclose()
+    assert code == 0, bot.output()
+    assert api.webhook_secret and api.webhook_secret not in bot.output()
