@@ -283,8 +283,13 @@ def _export_command(entity: Entity) -> Callable[..., None]:
         (console if output else err_console).print(message)
 
     command.__doc__ = (
-        f"Export all {entity.value} as CSV or JSON Lines; the file imports back unchanged. "
-        "Erased customers appear with their anonymous id only."
+        f"Export all {entity.value} as CSV or JSON Lines; the file imports back "
+        + {
+            Entity.CUSTOMERS: "unchanged. Erased customers appear with their anonymous id only.",
+            Entity.PRODUCTS: "unchanged.",
+            Entity.ORDERS: "unchanged (one row per line). Erased customers' orders name them "
+            "by anonymous id.",
+        }[entity]
     )
     return command
 
