@@ -16,18 +16,21 @@ from knowledge_base.index import KbIndex
 from knowledge_base.search import SearchParams
 from tests.kb.conftest import DATA
 
-# subset -> {metric: floor}
+# subset -> {metric: floor}. Measured with use-multilingual, hybrid, rrf_k=60, weights 1/1
+# (benchmarks/kb_eval.py, 2026-11-27): TEST overall hit@3 0.944 hit@1 0.746 MRR 0.846;
+# zh hit@3 0.952; en 0.936; cross-lingual 0.883. DEV overall 0.948; zh 0.956; en 0.941;
+# cross-lingual 0.950.
 TEST_FLOORS: dict[str, dict[str, float]] = {
-    "overall": {"hit@3": 0.85, "hit@1": 0.70, "mrr": 0.78},
-    "zh": {"hit@3": 0.85},
-    "en": {"hit@3": 0.85},
+    "overall": {"hit@3": 0.90, "hit@1": 0.70, "mrr": 0.80},
+    "zh": {"hit@3": 0.90},
+    "en": {"hit@3": 0.88},
     "cross_lingual": {"hit@3": 0.85},
 }
 DEV_FLOORS: dict[str, dict[str, float]] = {
-    "overall": {"hit@3": 0.90},
+    "overall": {"hit@3": 0.90, "mrr": 0.82},
     "zh": {"hit@3": 0.90},
     "en": {"hit@3": 0.90},
-    "cross_lingual": {"hit@3": 0.88},
+    "cross_lingual": {"hit@3": 0.90},
 }
 
 
