@@ -48,8 +48,6 @@ def register(cli: typer.Typer) -> None:
 
 def _configure_logging(settings: Settings) -> None:
     level = getattr(logging, str(settings.app.log_level).upper(), logging.INFO)
-    root = logging.getLogger()
-    root.setLevel(min(root.level or logging.WARNING, level))
     for name in ("bot", "aiogram", "app", "knowledge_base", "nlu", "crm_core"):
         logging.getLogger(name).setLevel(level)
     logging.getLogger("aiogram.event").setLevel(max(level, logging.WARNING))  # per-update lines

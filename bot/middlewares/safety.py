@@ -25,6 +25,7 @@ from aiogram.enums import ChatMemberStatus, ContentType
 from aiogram.types import CallbackQuery, ChatMemberUpdated, Message, TelegramObject, Update
 
 from bot.deps import Texts
+from bot.i18n import pick_language
 from bot.middlewares.context import event_chat
 from bot.middlewares.interactions import record_blocked, set_blocked
 from crm_core.services import CrmServices
@@ -100,8 +101,6 @@ class GroupGuardMiddleware(BaseMiddleware):
             for key in sorted(self._hinted, key=self._hinted.__getitem__)[:5_000]:
                 del self._hinted[key]
         user = update.message.from_user if update.message else None
-        from bot.i18n import pick_language
-
         lang = pick_language(user.language_code if user else None, self.default_language)
         me = await bot.me()
         await bot.send_message(
