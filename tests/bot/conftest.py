@@ -40,6 +40,14 @@ from tests.conftest import PG_BASE_URL, _with_search_path
 
 T = TypeVar("T")
 
+
+def _test_cache_dir(name: str) -> Path:
+    """A cache folder under var/test-cache (git-ignored; works with `-p no:cacheprovider`)."""
+    path = Path(__file__).resolve().parents[2] / "var" / "test-cache" / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 DEMO_TODAY = date(2026, 6, 15)
 DEMO_CUSTOMERS = 60
 
@@ -125,11 +133,11 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 def real_nlu(request: pytest.FixtureRequest) -> NluService:
     """The embedded NLU (the product's default backend), trained from nlu/rasa/data.
 
-    The trained model is kept in pytest's cache directory, guarded by the classifier's own
+    The trained model is kept in var/test-cache, guarded by the classifier's own
     fingerprint (data files, configuration, library versions): it is retrained only when the
     training data changes, instead of for every test session (~1 min).
     """
-    model_dir = Path(request.config.cache.mkdir("hwcrm-nlu-embedded"))
+    model_dir = _test_cache_dir("hwcrm-nlu-embedded")
     parser = EmbeddedParser(PROJECT_ROOT / "nlu" / "rasa" / "data", model_dir)
     parser.model()
     return NluService(parser)
@@ -155,13 +163,13 @@ def real_kb(
     (faiss + lexical, the configured embedder and calibration), once per session.
 
     Ingesting takes a minute or more on a busy 2-core machine, so the built index is also kept
-    in pytest's cache directory under a hash of everything it depends on (article files, the
+    in var/test-cache under a hash of everything it depends on (article files, the
     knowledge_base package's code, the kb settings); an unchanged input reuses it.
     """
     root = tmp_path_factory.mktemp("kb")
     articles = PROJECT_ROOT / "knowledge_base" / "articles"
     settings = load_settings().kb.model_copy(update={"index_dir": root / "index"})
-    cached = Path(request.config.cache.mkdir("hwcrm-kb-index")) / _kb_build_key(settings, articles)
+    cached = _test_cache_dir("hwcrm-kb-index") / _kb_build_key(settings, articles)
     if (cached / "CURRENT").is_file():
         shutil.copytree(cached, settings.index_dir)
     else:
