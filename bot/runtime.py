@@ -432,12 +432,30 @@ async def run_bot(
     bot = build_bot(settings)
     dp = build_dispatcher(deps)
     dp.runtime.wire(bot)
-    if (mode or settings.bot.mode) == "webhook":
-        try:
-            await run_webhook(
-                bot, dp, settings, set_webhook=worker_index == 0, reuse_port=workers > 1
-            )
-        finally:
-            await bot.session.close()
-    else:
-        await run_polling(bot, dp)
+    sweeper = await _start_leader_duties(bot, dp, deps) if worker_index == 0 else None
+    try:
+        if (mode or settings.bot.mode) == "webhook":
+            try:
+                await run_webhook(
+                    bot, dp, settings, set_webhook=worker_index == 0, reuse_port=workers > 1
+                )
+            finally:
+                await bot.session.close()
+        else:
+            await run_polling(bot, dp)
+    finally:
+        if sweeper is not None:
+            sweeper.cancel()
+
+
+async def _start_leader_duties(bot: Bot, dp: BotDispatcher, deps: BotDeps) -> asyncio.Task[None]:
+    """What one process does for all workers: publish the zh/en command menu, and sweep
+    handoffs (expected-wait notices, queue and inactivity timeouts)."""
+    from bot.handoff import start_handoff_sweeper
+    from bot.routers.start import set_commands
+
+    try:
+        await set_commands(bot, deps.translator)
+    except Exception:  # the bot still works without a menu; say why in the log
+        log.exception("could not publish the command menu")
+    return start_handoff_sweeper(bot, deps, run=dp.runtime.writer.write)

@@ -116,6 +116,9 @@ async def test_polling_mode_answers_start_over_real_http(
             lambda c: c.method == "sendMessage" and c.chat_id == DEMO_CUSTOMER, timeout=60
         )
         assert reply.text  # the greeting of the real /start flow
+        # the command menu was published, in both languages
+        menus = [c for c in api.calls if c.method == "setMyCommands"]
+        assert {m.params.get("language_code") for m in menus} >= {"zh", "en"}
         # the next getUpdates confirms the update: Telegram would not deliver it again
         await api.wait_for(
             lambda c: c.method == "getUpdates" and int(c.params.get("offset") or 0) > update_id,
