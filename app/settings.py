@@ -93,7 +93,7 @@ class KbSection(BaseModel):
     exact_index_max: int = 200_000
     hnsw_m: int = 32
     hnsw_ef_construction: int = 80
-    hnsw_ef_search: int = 128
+    hnsw_ef_search: int = 256
     ivf_nlist: int = 0
     ivf_nprobe: int = 32
     keep_versions: int = 3

@@ -33,7 +33,7 @@ class IndexParams:
     exact_index_max: int = 200_000
     hnsw_m: int = 32
     hnsw_ef_construction: int = 80
-    hnsw_ef_search: int = 128
+    hnsw_ef_search: int = 256
     ivf_nlist: int = 0  # 0 = 4 * sqrt(n), rounded to a power of two
     ivf_nprobe: int = 32
     ivf_train_max: int = 200_000  # k-means trains on at most this many vectors
