@@ -546,6 +546,7 @@ def train_embedded(
     oos = config.oos_label if config.oos_label in label_names else None
     candidates: list[dict[str, Any]] = []
     best: tuple[float, str, float, FloatArray, npt.NDArray[np.int64]] | None = None
+    best_fitted: tuple[_Featurizer, Any] | None = None  # with given validation data
     for feature_set in config.feature_sets:
         use_char = feature_set.endswith("+char")
         for c in config.c_grid:
@@ -582,6 +583,8 @@ def train_embedded(
             )
             if best is None or objective > best[0] + 1e-9:
                 best = (objective, feature_set, c, logits, gold)
+                if scheme == "given":
+                    best_fitted = (featurizer, model)
     assert best is not None
     objective, feature_set, c, logits, gold = best
     temperature = fit_temperature(logits, gold)
@@ -608,10 +611,12 @@ def train_embedded(
         final_texts = texts + val_texts
         final_emb = np.vstack([emb, emb_val])
         final_y = np.concatenate([y, y_val])
-    use_char = feature_set.endswith("+char")
-    featurizer = _Featurizer(use_char, config).fit(final_texts)
-    say(f"training the final model ({feature_set}, C={c}) on {len(final_texts)} examples")
-    linear = _fit_linear(featurizer.transform(final_texts, final_emb), final_y, c, config)
+    if best_fitted is not None and not refit_with_validation:
+        featurizer, linear = best_fitted  # already trained on exactly the final data
+    else:
+        featurizer = _Featurizer(feature_set.endswith("+char"), config).fit(final_texts)
+        say(f"training the final model ({feature_set}, C={c}) on {len(final_texts)} examples")
+        linear = _fit_linear(featurizer.transform(final_texts, final_emb), final_y, c, config)
     report = TrainingReport(
         n_train=len(final_texts),
         n_validation=len(gold),
