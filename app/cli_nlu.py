@@ -411,6 +411,16 @@ def evaluate_cmd(
                 str(item["support"]),
             )
         console.print(per_intent)
+        sweep = report.details.get("threshold_sweep_on_test") or []
+        if sweep:
+            points = ", ".join(
+                f"{p['threshold']:.1f}: {_fmt(p['in_scope_accuracy'])}/{_fmt(p['oos_recall'])}"
+                for p in sweep
+            )
+            console.print(
+                f"{name}: trade-off on test, threshold: in-scope %/OOS recall % — {points} "
+                f"(used: {report.threshold}, chosen on validation data)"
+            )
         if report.confused:
             pairs = ", ".join(
                 f"{escape(c['gold'])}→{escape(c['predicted'])} ×{c['count']}"

@@ -24,7 +24,14 @@ import numpy as np
 
 from knowledge_base.embedders import Embedder
 from nlu.breaker import CircuitBreaker
-from nlu.embedded import EmbeddedConfig, choose_threshold, decide, nlu_embedder, train_embedded
+from nlu.embedded import (
+    EmbeddedConfig,
+    choose_threshold,
+    decide,
+    nlu_embedder,
+    oos_scores,
+    train_embedded,
+)
 from nlu.rasa_client import RasaClient, RetryPolicy
 from nlu.rasa_data import NluData, load_nlu_data, nlu_files
 from nlu.rasa_service import RasaServer, train_rasa
@@ -129,6 +136,29 @@ def score(
     )
 
 
+def threshold_sweep(
+    probs: np.ndarray[Any, np.dtype[np.float64]],
+    labels: Sequence[str],
+    gold: Sequence[str],
+    oos_label: str | None,
+) -> list[dict[str, float]]:
+    """In-scope accuracy and oos recall on the test set at fixed thresholds (for reporting
+    the trade-off only: the threshold used is always chosen on validation data)."""
+    if oos_label is None or oos_label not in gold:
+        return []
+    out = []
+    for threshold in (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9):
+        in_acc, recall = oos_scores(gold, decide(probs, labels, oos_label, threshold), oos_label)
+        out.append(
+            {
+                "threshold": threshold,
+                "in_scope_accuracy": _round(in_acc),
+                "oos_recall": _round(recall),
+            }
+        )
+    return out
+
+
 def _texts_and_gold(data: NluData) -> tuple[list[str], list[str]]:
     return [e.text for e in data.examples], [e.intent for e in data.examples]
 
@@ -185,6 +215,10 @@ def evaluate_embedded(
         latencies.append((time.perf_counter() - t0) * 1000)
         predicted.append(result.intent)
     report = score("embedded", gold, predicted, latencies, texts, oos_label)
+    sweep: list[dict[str, float]] = []
+    if oos_label is not None and oos_label in gold:
+        probs = model.predict_proba([prepare_text(t).text or " " for t in texts])
+        sweep = threshold_sweep(probs, model.labels, gold, oos_label)
     report.train_seconds = round(train_seconds, 1)
     report.threshold = round(model.threshold, 4)
     report.details = {
@@ -195,6 +229,7 @@ def evaluate_embedded(
         "validation_accuracy": round(model.report.validation_accuracy, 4),
         "temperature": round(model.temperature, 4),
         "n_train": model.report.n_train,
+        "threshold_sweep_on_test": sweep,
     }
     return report
 
@@ -305,7 +340,8 @@ def evaluate_rasa(
             _rankings_to_probs(val_rankings, labels), labels, val_gold, oos_label
         )
     labels = sorted({n for r in rankings for n, _ in r} | set(gold))
-    predicted = decide(_rankings_to_probs(rankings, labels), labels, oos_label, threshold)
+    test_probs = _rankings_to_probs(rankings, labels)
+    predicted = decide(test_probs, labels, oos_label, threshold)
     report = score("rasa", gold, predicted, latencies, texts, oos_label)
     report.train_seconds = round(model.seconds, 1)
     report.threshold = round(threshold, 4)
@@ -314,6 +350,7 @@ def evaluate_rasa(
         "model": model.path.name,
         "cached_model": not model.trained,
         "config": str(config_path),
+        "threshold_sweep_on_test": threshold_sweep(test_probs, labels, gold, oos_label),
     }
     return report
 
