@@ -260,12 +260,23 @@ class RasaClient:
                 self.breaker.record_success()
                 return body
         except NluBackendError:
-            self.breaker.record_failure()
+            self._record_failure()
             raise
         except asyncio.CancelledError:
             # The caller gave up (its own budget): a slow service counts as a failure.
-            self.breaker.record_failure()
+            self._record_failure()
             raise
+
+    def _record_failure(self) -> None:
+        opened = self.breaker.times_opened
+        self.breaker.record_failure()
+        if self.breaker.times_opened > opened:
+            log.warning(
+                "Rasa at %s failed %d times in a row: not calling it for %.0fs",
+                self.base_url,
+                self.breaker.consecutive_failures,
+                self.breaker.cooldown_s,
+            )
 
     async def parse(self, text: str, deadline_s: float | None = None) -> ParseResult:
         """Parse `text`; raises a :class:`~nlu.errors.NluBackendError` subclass on failure."""
@@ -275,7 +286,7 @@ class RasaClient:
             parsed = _RasaParse.model_validate(body)
         except ValidationError as exc:
             # Counted against the breaker: a server that answers garbage is not healthy.
-            self.breaker.record_failure()
+            self._record_failure()
             errors = exc.errors()
             where = ".".join(str(p) for p in errors[0]["loc"]) if errors else "?"
             what = errors[0]["msg"] if errors else str(exc)

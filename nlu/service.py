@@ -20,7 +20,7 @@ from typing import Protocol, runtime_checkable
 
 from nlu.contract import FALLBACK_INTENT
 from nlu.embedded import EmbeddedParser
-from nlu.errors import NluBackendError
+from nlu.errors import CircuitOpenError, NluBackendError
 from nlu.rasa_client import RasaClient
 from nlu.schemas import IntentScore, ParseResult
 from nlu.text import DEFAULT_MAX_CHARS, PreparedText, detect_language, prepare_text
@@ -130,6 +130,10 @@ class NluService:
                 result = self._apply_rasa_threshold(result)
                 self.metrics.by_backend["rasa"] += 1
                 return self._finish(result, prepared, started, None)
+            except CircuitOpenError as exc:
+                # Rasa already failed repeatedly (logged then); one line per message is noise.
+                reason = exc.reason
+                log.debug("NLU fallback to the embedded classifier: %s", exc)
             except NluBackendError as exc:
                 reason = exc.reason
                 log.warning("NLU fallback to the embedded classifier: %s (%s)", reason, exc)
