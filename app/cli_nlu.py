@@ -336,6 +336,11 @@ def evaluate_cmd(
     rasa_config: Path | None = typer.Option(
         None, "--rasa-config", help="Rasa pipeline config (default: nlu/rasa/config.yml)."
     ),
+    work_dir: Path | None = typer.Option(
+        None,
+        "--work-dir",
+        help="Keep trained Rasa models here and reuse them by fingerprint (default: a temp dir).",
+    ),
 ) -> None:
     """Train each backend on TRAIN, score it on TEST (accuracy, macro-F1, OOS, latency)."""
     from nlu.errors import RasaServiceError
@@ -358,6 +363,7 @@ def evaluate_cmd(
         refit_with_validation=refit_with_val,
         rasa_venv=settings.rasa_venv,
         rasa_config=rasa_config or source_path(settings.rasa_project) / "config.yml",
+        work_dir=work_dir,
     )
     try:
         reports = run_evaluation(request, say=_say)
