@@ -396,6 +396,16 @@ def evaluate_cmd(
             else:
                 values.append(_fmt(value, pct))
         table.add_row(title, *values)
+    if any("cpu_ms_p50" in r.details for r in reports.values()):
+        table.add_row(
+            "CPU ms p50 / p95",
+            *[
+                f"{r.details['cpu_ms_p50']:.1f} / {r.details['cpu_ms_p95']:.1f}"
+                if "cpu_ms_p50" in r.details
+                else "—"
+                for r in reports.values()
+            ],
+        )
     for lang in ("zh", "en"):
         if any(lang in r.per_language for r in reports.values()):
             table.add_row(
