@@ -205,6 +205,7 @@ def main() -> None:
         "en acc",
         "p50 ms",
         "p95 ms",
+        "CPU p50 ms",
         "train s",
         "note",
     ):
@@ -231,6 +232,7 @@ def main() -> None:
             _pct(row["per_language"].get("en", {}).get("accuracy")),
             f"{row['latency_ms_p50']:.1f}",
             f"{row['latency_ms_p95']:.1f}",
+            f"{row['details']['cpu_ms_p50']:.1f}" if "cpu_ms_p50" in row["details"] else "—",
             f"{row['train_seconds']:.0f}",
             note,
         )
