@@ -28,6 +28,7 @@ from crm_core.warranties.service import WarrantyService
 if TYPE_CHECKING:
     from app.settings import CampaignsSection, CrmSection
     from crm_core.campaigns.delivery import DeliveryService
+    from crm_core.campaigns.service import CampaignService, Texts
 
 
 class CrmServices:
@@ -39,11 +40,13 @@ class CrmServices:
         clock: Clock,
         settings: CrmSection,
         campaigns: CampaignsSection | None = None,
+        texts: Texts | None = None,
     ) -> None:
         self.session = session
         self.clock = clock
         self.settings = settings
         self._campaigns_settings = campaigns
+        self._texts = texts
 
     @cached_property
     def campaign_settings(self) -> CampaignsSection:
@@ -105,3 +108,11 @@ class CrmServices:
         from crm_core.campaigns.delivery import DeliveryService
 
         return DeliveryService(self.session, self.clock, self.campaign_settings)
+
+    @cached_property
+    def campaigns(self) -> CampaignService:
+        from crm_core.campaigns.service import CampaignService
+
+        return CampaignService(
+            self.session, self.clock, self.campaign_settings, self._texts, self.settings
+        )
