@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import html
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -271,7 +271,8 @@ class RuleService:
         newest = now - timedelta(days=rule.min_days_since_purchase)
         oldest = now - timedelta(days=rule.max_days_since_purchase)
         owners = await self._session.scalars(
-            select(distinct(Order.customer_id))
+            select(Order.customer_id)
+            .distinct()
             .join(OrderItem, OrderItem.order_id == Order.id)
             .join(Product, Product.id == OrderItem.product_id)
             .join(Customer, Customer.id == Order.customer_id)
@@ -324,16 +325,21 @@ class RuleService:
         bought_between: tuple[datetime, datetime] | None = None,
         items: int = 3,
         skip_keys: set[str] | None = None,
+        only_category: str | None = None,
+        skip_owned_categories: bool = True,
     ) -> tuple[ProductDTO, str, list[AccessorySuggestion]] | None:
         """The accessory push for one customer: (their device, category, items), or None.
 
         Devices newest first; a related category is offered only when the customer owns
         nothing of it; items fit the device and every other device they own that a rule
-        relates to the category, are in stock, are not owned, and are ranked by how often
-        owners of the same device (then of its category) bought them.
+        relates to the category (one of its kind: two cases mean two builds), are in stock,
+        are not owned, and are ranked by how often owners of the same device (then of its
+        category) bought them. `only_category` and
+        `skip_owned_categories=False` serve a customer who asked ("show me compatible PSUs").
         """
         owned = await self._owned(customer_id)
         owned_categories = {p.category for p, _ in owned}
+        category_counts = Counter(p.category for p, _ in owned)
         owned_ids = {p.id for p, _ in owned}
         devices = [
             p
@@ -343,11 +349,17 @@ class RuleService:
         ]
         for device in devices:
             for category in await self._accessories.accessory_categories(device.category):
-                if category in owned_categories:
+                if only_category is not None and category != only_category:
+                    continue
+                if skip_owned_categories and category in owned_categories:
                     continue
                 if skip_keys and f"device:{device.id}:{category}" in skip_keys:
                     continue
-                others = [p for p, _ in owned if p.id != device.id]
+                # Other devices constrain the pick only when unambiguous: with two cases
+                # (two builds) no PSU need fit both.
+                others = [
+                    p for p, _ in owned if p.id != device.id and category_counts[p.category] == 1
+                ]
                 try:
                     suggestions = await self._accessories.compatible_accessories(
                         device,
@@ -701,7 +713,8 @@ class RuleService:
                 else device_products.c.category == device.category
             )
             owners = (
-                select(distinct(device_orders.c.customer_id))
+                select(device_orders.c.customer_id)
+                .distinct()
                 .select_from(device_items)
                 .join(device_orders, device_orders.c.id == device_items.c.order_id)
                 .join(device_products, device_products.c.id == device_items.c.product_id)
