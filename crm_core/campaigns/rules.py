@@ -40,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_core.campaigns.delivery import BLOCKED_TAG
 from crm_core.campaigns.models import AutomationRuleSetting, CampaignDelivery
 from crm_core.campaigns.repository import dialect_name, insert_deliveries
-from crm_core.campaigns.schemas import RuleDTO
+from crm_core.campaigns.schemas import CampaignReport, RuleDTO
 from crm_core.campaigns.segments import PURCHASED_STATUSES, has_tag
 from crm_core.campaigns.service import Texts
 from crm_core.campaigns.templates import first_name
@@ -162,6 +162,29 @@ class RuleService:
                 f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
             )
             raise ValidationFailed(f"rule {name}: {problems}") from None
+
+    async def report(self, name: str) -> CampaignReport:
+        """The report of one rule's pushes (every occurrence)."""
+        from crm_core.campaigns.reports import build_report
+
+        rule = (
+            next(r for r in await self.list_rules() if r.name == name)
+            if name in RULE_NAMES
+            else None
+        )
+        _check_name(name)
+        assert rule is not None
+        return await build_report(
+            self._session,
+            self._clock.now(),
+            self._settings,
+            name=name,
+            state="enabled" if rule.enabled else "disabled",
+            where=CampaignDelivery.rule == name,
+            attribution_days=self._settings.attribution_days,
+            currency=self._crm.currency,
+            rule=name,
+        )
 
     # ------------------------------------------------------------------ running
 

@@ -37,6 +37,7 @@ from crm_core.campaigns.repository import dialect_name, insert_deliveries
 from crm_core.campaigns.schemas import (
     AudienceDTO,
     CampaignDTO,
+    CampaignReport,
     DeliveryDTO,
     PreviewDTO,
     Recipient,
@@ -566,6 +567,27 @@ class CampaignService:
         if campaign.state == "scheduled":
             await self._transition(campaign, "start")
         return added
+
+    # ------------------------------------------------------------------ report
+
+    async def report(self, ref: int | str) -> CampaignReport:
+        """Audience, sent, blocked, skipped by reason, unknown, clicks, unsubscribes,
+        conversions and revenue, per A/B variant and in total."""
+        from crm_core.campaigns.reports import build_report
+
+        await self.finish_done()
+        campaign = await self._load(ref)
+        return await build_report(
+            self._session,
+            self._clock.now(),
+            self._settings,
+            name=campaign.name,
+            state=campaign.state,
+            where=CampaignDelivery.campaign_id == campaign.id,
+            attribution_days=campaign.attribution_days,
+            currency=self._crm.currency if self._crm is not None else "CNY",
+            campaign_id=campaign.id,
+        )
 
     # ------------------------------------------------------------------ reactions
 
