@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.analytics.service import AnalyticsService
 from crm_core.audit.service import AuditService
+from crm_core.catalog.accessories import AccessoryService
 from crm_core.catalog.compatibility import CompatibilityService
 from crm_core.catalog.service import CatalogService
 from crm_core.clock import Clock
@@ -76,6 +77,10 @@ class CrmServices:
     @cached_property
     def compatibility(self) -> CompatibilityService:
         return CompatibilityService(self.session)
+
+    @cached_property
+    def accessories(self) -> AccessoryService:
+        return AccessoryService(self.session, self.compatibility)
 
     @cached_property
     def analytics(self) -> AnalyticsService:
