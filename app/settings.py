@@ -245,6 +245,74 @@ class SchedulerSection(BaseModel):
     rate_limit: RateLimitSection = Field(default_factory=RateLimitSection)
 
 
+class RuleBase(BaseModel):
+    """What every automation rule has: an on/off switch and the kind of message it sends."""
+
+    enabled: bool = True
+    kind: Literal["marketing", "service"] = "marketing"
+
+
+class PostPurchaseRule(RuleBase):
+    """Check-in N days after delivery with knowledge-base tips for the product's category."""
+
+    kind: Literal["marketing", "service"] = "service"
+    days_after_delivery: int = 7
+    window_days: int = 7  # deliveries older than days_after_delivery + this are not caught up
+    tips: int = 2  # knowledge-base articles cited (1-2)
+
+
+class AccessoryRule(RuleBase):
+    """Owns a product of a source category (bought >= min_days ago), no compatible accessory."""
+
+    source_categories: list[str] = Field(default_factory=lambda: ["gpu", "cpu", "motherboard"])
+    min_days_since_purchase: int = 14
+    max_days_since_purchase: int = 365
+    items: int = 3  # accessories per push
+
+
+class WarrantyExpiringRule(RuleBase):
+    """Extended-warranty offer when a unit's warranty ends within `within_days`."""
+
+    within_days: int = 30
+    extension_months: int = 12
+
+
+class TicketSurveyRule(RuleBase):
+    """Satisfaction survey `hours_after_resolution` after a ticket is resolved, if not rated."""
+
+    kind: Literal["marketing", "service"] = "service"
+    hours_after_resolution: int = 24
+    window_days: int = 7
+
+
+class ReEngagementRule(RuleBase):
+    """A win-back message once per at-risk episode (lifecycle stage `at_risk`)."""
+
+
+class RulesSection(BaseModel):
+    post_purchase: PostPurchaseRule = Field(default_factory=PostPurchaseRule)
+    accessory: AccessoryRule = Field(default_factory=AccessoryRule)
+    warranty_expiring: WarrantyExpiringRule = Field(default_factory=WarrantyExpiringRule)
+    ticket_survey: TicketSurveyRule = Field(default_factory=TicketSurveyRule)
+    re_engagement: ReEngagementRule = Field(default_factory=ReEngagementRule)
+
+
+class CampaignsSection(BaseModel):
+    """Marketing automation and the delivery rules checked at send time (crm_core.campaigns)."""
+
+    quiet_hours_start: str = "21:00"  # customer's local time; pushes wait until quiet_hours_end
+    quiet_hours_end: str = "09:00"
+    frequency_cap: int = 2  # at most this many promotions per customer ...
+    frequency_window_days: int = 7  # ... in this many days (service messages do not count)
+    busy_defer_minutes: int = 30  # live agent conversation / open complaint: look again then
+    max_attempts: int = 5  # transient Telegram errors, then `failed`
+    attribution_days: int = 14  # an order this soon after a delivered push is a conversion
+    stale_sending_minutes: int = 10  # `sending` older than this = unknown (crash window)
+    marketer_timezone: str = "Asia/Shanghai"  # one-shot times typed without a zone
+    sample_size: int = 10
+    rules: RulesSection = Field(default_factory=RulesSection)
+
+
 class YamlConfigSource(PydanticBaseSettingsSource):
     """Reads `config.yml` (or `$HWCRM_CONFIG_FILE`) and refuses secrets in it."""
 
@@ -289,6 +357,7 @@ class Settings(BaseSettings):
     handoff: HandoffSection = Field(default_factory=HandoffSection)
     console: ConsoleSection = Field(default_factory=ConsoleSection)
     scheduler: SchedulerSection = Field(default_factory=SchedulerSection)
+    campaigns: CampaignsSection = Field(default_factory=CampaignsSection)
 
     @classmethod
     def settings_customise_sources(

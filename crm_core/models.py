@@ -1,6 +1,12 @@
 """Imports every CRM model so that `metadata` knows every table (Alembic, tests)."""
 
 from crm_core.audit.models import AuditEntry
+from crm_core.campaigns.models import (
+    AutomationRuleSetting,
+    Campaign,
+    CampaignDelivery,
+    CampaignEvent,
+)
 from crm_core.catalog.models import CompatibilityRule, Product
 from crm_core.conversations.models import Conversation, Interaction, SatisfactionRating
 from crm_core.customers.models import Company, ConsentEvent, Customer
@@ -16,6 +22,10 @@ metadata = Base.metadata
 
 __all__ = [
     "AuditEntry",
+    "AutomationRuleSetting",
+    "Campaign",
+    "CampaignDelivery",
+    "CampaignEvent",
     "Company",
     "CompatibilityRule",
     "ConsentEvent",
