@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 
@@ -22,8 +22,7 @@ class FakePush:
     buttons: Any = None
     kind: str = "marketing"
     campaign_id: int | None = 1
-    customer_id: int = 0
-    attempts: int = 0
+    customer_id: int | None = 0
 
 
 @dataclass
@@ -74,7 +73,6 @@ class MemoryDeliveries:
         claimed = due[:limit]
         for row in claimed:
             row.state, row.claimed_by = "sending", worker
-            row.push.attempts = row.attempts
         return [row.push for row in claimed]
 
     def _sending(self, delivery_id: int) -> FakeRow:
@@ -91,7 +89,7 @@ class MemoryDeliveries:
         row = self._sending(delivery_id)
         row.state, row.error = "blocked", error
 
-    async def mark_retry(self, delivery_id: int, error: str, retry_at: datetime) -> None:
+    async def mark_retry(self, delivery_id: int, error: str, retry_at: datetime) -> str:
         row = self._sending(delivery_id)
         row.attempts += 1
         row.error = error
@@ -99,13 +97,17 @@ class MemoryDeliveries:
             row.state = "failed"
         else:
             row.state, row.due_at = "queued", retry_at
+        return row.state
 
     async def release(self, delivery_id: int, due_at: datetime) -> None:
         row = self._sending(delivery_id)
         row.state, row.due_at = "queued", due_at
 
-    async def stale_sending(self, older_than: datetime) -> int:
+    async def stale_sending(self, older_than: timedelta | None = None) -> int:
         return sum(1 for r in self.rows.values() if r.state == "sending")
+
+    async def get(self, delivery_id: int) -> FakeRow:
+        return self.rows[delivery_id]
 
 
 @dataclass

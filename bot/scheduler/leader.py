@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import os
 from typing import Any, Protocol
 
 from sqlalchemy.engine import make_url
@@ -75,7 +76,9 @@ def asyncpg_dsn(url: str) -> tuple[str, dict[str, Any]]:
     parsed = make_url(url)
     search_path = parsed.query.get("search_path")
     parsed = parsed.difference_update_query(["search_path"]).set(drivername="postgresql")
-    kwargs: dict[str, Any] = {"server_settings": {"application_name": "hwcrm-scheduler-leader"}}
+    # the OS pid in the application name: operators (and tests) see who leads in pg_locks
+    name = f"hwcrm-scheduler-leader:{os.getpid()}"
+    kwargs: dict[str, Any] = {"server_settings": {"application_name": name}}
     if search_path:
         kwargs["server_settings"]["search_path"] = str(search_path)
     return parsed.render_as_string(hide_password=False), kwargs

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 
@@ -24,7 +24,7 @@ class Push(Protocol):
     buttons: Any  # rows of {"text", "url"} / {"text", "callback_data"}
     kind: str
     campaign_id: int | None
-    customer_id: int
+    customer_id: int | None
 
 
 class DeliveryPort(Protocol):
@@ -40,7 +40,7 @@ class DeliveryPort(Protocol):
 
     async def release(self, delivery_id: int, due_at: datetime) -> Any: ...
 
-    async def stale_sending(self, older_than: datetime) -> int: ...
+    async def stale_sending(self, older_than: timedelta | None = None) -> int: ...
 
 
 class Spec(Protocol):

@@ -312,11 +312,11 @@ class Sender:
         return _Outcome(push, "release", when=self.now() + timedelta(seconds=seconds))
 
     def _retry(self, push: Any, exc: BaseException) -> _Outcome:
-        attempts = int(getattr(push, "attempts", 0) or 0)
-        delay = min(self.retry_max_s, self.retry_base_s * (2**attempts))
-        return _Outcome(
-            push, "retry", error=_error_text(exc), when=self.now() + timedelta(seconds=delay)
-        )
+        return _Outcome(push, "retry", error=_error_text(exc))
+
+    def retry_delay(self, attempts: int) -> float:
+        """Backoff after a transient error: base, 2 x base, 4 x base, ... up to the maximum."""
+        return float(min(self.retry_max_s, self.retry_base_s * (2 ** max(0, attempts))))
 
     # -- recording outcomes ----------------------------------------------------------------
 
@@ -363,8 +363,13 @@ class Sender:
         elif outcome.kind == "unreachable":
             await deliveries.mark_unreachable(push.delivery_id, outcome.error)
         elif outcome.kind == "retry":
-            assert outcome.when is not None
-            await deliveries.mark_retry(push.delivery_id, outcome.error, outcome.when)
+            # the attempts so far are the row's (a push does not carry them)
+            get = getattr(deliveries, "get", None)
+            attempts = int((await get(push.delivery_id)).attempts) if get is not None else 0
+            when = self.now() + timedelta(seconds=self.retry_delay(attempts))
+            state = await deliveries.mark_retry(push.delivery_id, outcome.error, when)
+            if state == "failed":
+                self.stats.failed += 1
         else:
             assert outcome.when is not None
             await deliveries.release(push.delivery_id, outcome.when)
@@ -382,7 +387,7 @@ class Sender:
     async def _report_unknown(self) -> None:
         try:
             async with self.scope() as deliveries:
-                stale = await deliveries.stale_sending(self.now() - timedelta(minutes=5))
+                stale = await deliveries.stale_sending()
         except Exception as exc:
             log.warning("could not check for rows left `sending` (%s)", exc)
             return
