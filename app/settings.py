@@ -212,8 +212,37 @@ class ConsoleSection(BaseModel):
     secret_key: SecretStr | None = None
 
 
+class RateLimitSection(BaseModel):
+    """One outbound rate limit for everything the bot sends (bot/ratelimit.py)."""
+
+    per_second: float = 30.0  # all messages of the bot; 0 = no global limit
+    burst: float = 5.0  # bucket size (must exceed reply_reserve by at least 1)
+    reply_reserve: float = 3.0  # tokens pushes leave for replies and agents' messages
+    per_chat_interval_s: float = 1.0  # pushes: at most one message per chat per interval
+    backend: Literal["auto", "memory", "redis"] = "auto"  # auto: redis with fsm_storage redis
+    redis_prefix: str = "hwcrm:rl"
+
+
 class SchedulerSection(BaseModel):
-    timezone: str = "Asia/Shanghai"
+    """Campaign scheduling and delivery (bot/scheduler/)."""
+
+    timezone: str = "Asia/Shanghai"  # the marketers' time zone (one-shot campaign times)
+    # Run the scheduler and sender inside `hwcrm bot` / `hwcrm chat`: auto = on SQLite (the
+    # embedded default, one process); production runs `hwcrm scheduler` processes instead.
+    in_bot: Literal["auto", "on", "off"] = "auto"
+    jobs_table: str = "apscheduler_jobs"
+    reconcile_interval_s: float = 3.0  # picks up campaigns scheduled by another process
+    rules_interval_s: float = 300.0  # automation rules evaluated this often
+    misfire_grace_s: int = 3600  # a campaign time missed by less than this still fires
+    leader_retry_s: float = 2.0  # a follower tries to become the leader this often
+    leader_check_s: float = 1.0  # the leader checks its lock connection this often
+    concurrency: int = 16  # pushes in flight per sender (= at most rows `sending`)
+    claim_batch: int = 16
+    poll_interval_s: float = 0.5  # idle sender: how often it looks for due rows
+    retry_base_s: float = 30.0  # transient error: retry after base * 2^attempts
+    retry_max_s: float = 3600.0
+    db_backoff_max_s: float = 30.0  # database errors: the sender backs off up to this
+    rate_limit: RateLimitSection = Field(default_factory=RateLimitSection)
 
 
 class RuleBase(BaseModel):
