@@ -140,3 +140,86 @@ def desk_for(
     """The agent desk of one unit of work, delivering through Telegram."""
     notifier = TelegramDeskNotifier(bot, settings, translator, mirror=mirror)
     return AgentDesk(crm, notifier, settings.handoff.canned)
+
+
+class ConsoleDeskNotifier(TelegramDeskNotifier):
+    """The console's notifier: Telegram (mirrored into the staff topic), with every send
+    made inside an update scope bound to the console request's unit of work — so the bot's
+    outbound logging records the message in that same transaction (one writer on SQLite)."""
+
+    def __init__(
+        self, bot: Bot, settings: Settings, translator: Translator, crm: CrmServices
+    ) -> None:
+        super().__init__(bot, settings, translator, mirror=True)
+        self.crm = crm
+
+    def _scope(self, ctx: ChatContext | None) -> contextlib.AbstractContextManager[object]:
+        from bot.middlewares.context import UpdateScope, update_scope
+
+        return update_scope(
+            UpdateScope(
+                update_id=0,
+                chat_id=ctx.chat_id if ctx else None,
+                holds_db_lock=True,
+                crm=self.crm,
+                customer=ctx.customer if ctx else None,
+                conversation_id=ctx.conversation.id if ctx else None,
+            )
+        )
+
+    async def tell_customer(self, ctx: ChatContext, notice: Notice) -> bool:
+        with self._scope(ctx):
+            return await super().tell_customer(ctx, notice)
+
+    async def send_agent_message(
+        self, ctx: ChatContext, agent: StaffDTO, text: str, content: object | None = None
+    ) -> bool:
+        with self._scope(ctx):
+            return await super().send_agent_message(ctx, agent, text, content)
+
+    async def ask_for_rating(self, ctx: ChatContext, ticket_number: str | None) -> None:
+        with self._scope(ctx):
+            await super().ask_for_rating(ctx, ticket_number)
+
+    async def post_in_topic(self, ctx: ChatContext, notice: Notice) -> None:
+        with self._scope(ctx):
+            await super().post_in_topic(ctx, notice)
+
+    async def notify_agent(self, agent: StaffDTO, notice: Notice) -> None:
+        with self._scope(None):
+            await super().notify_agent(agent, notice)
+
+
+def console_bot(
+    settings: Settings,
+    translator: Translator,
+    sessions: object,
+    clock: object,
+    session: object | None = None,
+) -> Bot:
+    """A Bot for the console with the bot runtime's request middlewares (outbound logging,
+    403 handling, 429 retry, length guard): the same sender as the bot's replies."""
+    from bot.deps import BotDeps
+    from bot.runtime import build_bot, build_dispatcher
+
+    bot = build_bot(settings, session=session)  # type: ignore[arg-type]
+    deps = BotDeps(
+        settings=settings,
+        sessions=sessions,  # type: ignore[arg-type]
+        clock=clock,  # type: ignore[arg-type]
+        translator=translator,
+        nlu=_Unused(),
+        kb=_Unused(),  # type: ignore[arg-type]
+    )
+    build_dispatcher(deps).runtime.wire(bot)
+    return bot
+
+
+class _Unused:
+    """The console never feeds updates: NLU and knowledge base are never asked."""
+
+    async def parse(self, text: str) -> object:
+        raise RuntimeError("the console does not parse customer messages")
+
+    def answer(self, *args: object, **kwargs: object) -> object:
+        raise RuntimeError("the console does not answer customers")

@@ -25,14 +25,21 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.conversations.handoff import AGENT_ROLES, HandoffService
 from crm_core.conversations.handoff_schemas import Owner
+from crm_core.conversations.models import Conversation
 from crm_core.conversations.schemas import ConversationDTO
+from crm_core.customers.models import Customer
 from crm_core.customers.schemas import CustomerDTO
 from crm_core.errors import DomainError, InvalidTransition, NotFound
 from crm_core.services import CrmServices
+from crm_core.staff.models import StaffUser
 from crm_core.staff.schemas import StaffDTO
 from crm_core.tickets.schemas import TicketDTO
 from crm_core.tickets.state_machine import DONE_STATES, TRANSITIONS, TicketStatus, allowed_targets
@@ -419,3 +426,51 @@ def find_staff(staff: Sequence[StaffDTO], who: str) -> StaffDTO | None:
 def is_open(ticket: TicketDTO) -> bool:
     """Whether a ticket is still being worked on (not resolved or closed)."""
     return ticket.status not in {s.value for s in DONE_STATES}
+
+
+@dataclass(frozen=True)
+class InboxRow:
+    """One handed-off conversation in the inbox."""
+
+    conversation_id: int
+    customer_id: int | None
+    customer_name: str
+    language: str
+    owner: str
+    agent_staff_id: int | None
+    agent_name: str | None
+    queued_at: datetime | None
+    last_activity_at: datetime | None
+
+
+async def inbox(session: AsyncSession, limit: int = 200) -> list[InboxRow]:
+    """Open conversations waiting for an agent (longest waiting first), then those with an
+    agent (most recently active first)."""
+    rows = (
+        await session.execute(
+            select(Conversation, Customer.name, Customer.language, StaffUser.name)
+            .outerjoin(Customer, Customer.id == Conversation.customer_id)
+            .outerjoin(StaffUser, StaffUser.id == Conversation.agent_staff_id)
+            .where(
+                Conversation.closed_at.is_(None),
+                Conversation.owner.in_([Owner.QUEUED.value, Owner.AGENT.value]),
+            )
+            .order_by(Conversation.owner.desc(), Conversation.queued_at, Conversation.id)
+            .limit(limit)
+        )
+    ).all()
+    out = [
+        InboxRow(
+            conversation_id=conv.id,
+            customer_id=conv.customer_id,
+            customer_name=name or "?",
+            language=language or "en",
+            owner=conv.owner,
+            agent_staff_id=conv.agent_staff_id,
+            agent_name=agent,
+            queued_at=conv.queued_at,
+            last_activity_at=conv.last_activity_at,
+        )
+        for conv, name, language, agent in rows
+    ]
+    return out
