@@ -18,18 +18,16 @@ metadata = Base.metadata
 
 __all__ = [
     "ApiKey",
-    "ConsoleSession",
-    "LoginAttempt",
-    "WebhookDelivery",
-    "WebhookEndpoint",
     "AuditEntry",
     "Company",
     "CompatibilityRule",
     "ConsentEvent",
+    "ConsoleSession",
     "Conversation",
     "Customer",
     "Interaction",
     "Lead",
+    "LoginAttempt",
     "Order",
     "OrderItem",
     "OrderItemSerial",
@@ -41,5 +39,7 @@ __all__ = [
     "TicketEvent",
     "WarrantyExtension",
     "WarrantyVoid",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "metadata",
 ]

@@ -394,4 +394,4 @@ async def import_records(
         return result
     finally:
         with contextlib.suppress(OSError):
-            path.unlink()
+            os.unlink(name)
