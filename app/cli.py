@@ -88,14 +88,26 @@ def _register_subcommands() -> None:
     from app import (
         cli_bot,
         cli_campaign,
+        cli_console,
         cli_demo,
         cli_importexport,
         cli_kb,
         cli_nlu,
+        cli_scheduler,
         cli_staff,
     )
 
-    for module in (cli_staff, cli_importexport, cli_demo, cli_kb, cli_nlu, cli_bot, cli_campaign):
+    for module in (
+        cli_staff,
+        cli_importexport,
+        cli_demo,
+        cli_kb,
+        cli_nlu,
+        cli_bot,
+        cli_console,
+        cli_scheduler,
+        cli_campaign,
+    ):
         module.register(cli)
 
 
