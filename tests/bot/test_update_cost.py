@@ -134,3 +134,26 @@ async def test_a_pooled_connection_the_server_closed_is_replaced_without_an_erro
         assert second_pid != first_pid
     finally:
         await engine.dispose()
+
+
+def test_the_bots_event_loop_is_uvloop_when_installed_unless_asyncio_is_configured() -> None:
+    import uvloop
+
+    from bot.runtime import event_loop_factory
+
+    assert event_loop_factory("auto") is uvloop.new_event_loop
+    assert event_loop_factory("uvloop") is uvloop.new_event_loop
+    assert event_loop_factory("asyncio") is None
+
+
+def test_bot_api_json_is_orjson_and_round_trips_chinese_text_and_keyboards() -> None:
+    import json
+
+    from bot.runtime import json_codec
+
+    loads, dumps = json_codec()
+    keyboard = {"inline_keyboard": [[{"text": "打开文章", "url": "https://example.com/a?b=1"}]]}
+    text = dumps(keyboard)
+    assert isinstance(text, str)
+    assert json.loads(text) == keyboard == loads(text)
+    assert loads(b'{"ok": true, "result": {"message_id": 7}}')["result"]["message_id"] == 7
