@@ -128,6 +128,7 @@ class DeliveryEngine:
                 finally:
                     self.scheduler.shutdown()  # lock lost or stopping: scheduling stops now
                     self.is_leader = False
+                    await self.scheduler.drain()  # an occurrence being enqueued completes
         finally:
             with contextlib.suppress(Exception):
                 await leadership.release()
