@@ -87,6 +87,8 @@ def _register_subcommands() -> None:
     # entry point. Imports are cheap: heavy models load lazily inside the commands.
     from app import (
         cli_bot,
+        cli_campaign,
+        cli_console,
         cli_demo,
         cli_importexport,
         cli_kb,
@@ -95,9 +97,18 @@ def _register_subcommands() -> None:
         cli_staff,
     )
 
-    for module in (cli_staff, cli_importexport, cli_demo, cli_kb, cli_nlu, cli_bot):
+    for module in (
+        cli_staff,
+        cli_importexport,
+        cli_demo,
+        cli_kb,
+        cli_nlu,
+        cli_bot,
+        cli_console,
+        cli_scheduler,
+        cli_campaign,
+    ):
         module.register(cli)
-    cli_scheduler.register(cli)
 
 
 def main() -> None:

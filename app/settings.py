@@ -207,9 +207,25 @@ class HandoffSection(BaseModel):
 
 
 class ConsoleSection(BaseModel):
+    """The staff console and REST API (`hwcrm console`; see console/README.md)."""
+
     host: str = "127.0.0.1"
     port: int = 8080
     secret_key: SecretStr | None = None
+    root_path: str = ""  # the path prefix a reverse proxy serves the console under
+    forwarded_allow_ips: str = "127.0.0.1"  # proxies whose X-Forwarded-* headers are trusted
+    secure_cookies: Literal["auto", "always", "never"] = "auto"  # auto: when the request is https
+    session_ttl_s: int = 12 * 3600  # a login lasts at most this long
+    session_idle_s: int = 2 * 3600  # ... and ends after this long without a request
+    login_window_s: int = 60  # login rate limit window
+    login_ip_limit: int = 20  # attempts per address and window
+    login_max_failures: int = 5  # failed attempts of one login before it is locked
+    lockout_s: int = 900  # how long a login stays locked
+    api_rate_limit_per_minute: int = 600  # default per-key limit of new API keys
+    api_max_batch: int = 1000  # records per upsert request
+    webhook_tolerance_s: int = 300  # receivers refuse signatures older than this
+    webhook_max_attempts: int = 6  # delivery attempts before a delivery is marked failed
+    webhook_timeout_s: float = 10.0
 
 
 class RateLimitSection(BaseModel):

@@ -1,5 +1,6 @@
 """Imports every CRM model so that `metadata` knows every table (Alembic, tests)."""
 
+from crm_core.access.models import ApiKey, ConsoleSession, LoginAttempt
 from crm_core.audit.models import AuditEntry
 from crm_core.campaigns.models import (
     AutomationRuleSetting,
@@ -16,11 +17,13 @@ from crm_core.orders.models import Order, OrderItem, OrderItemSerial, Return
 from crm_core.staff.models import StaffUser
 from crm_core.tickets.models import Ticket, TicketEvent
 from crm_core.warranties.models import WarrantyExtension, WarrantyVoid
+from crm_core.webhooks.models import WebhookDelivery, WebhookEndpoint
 from knowledge_base.models import KbArticle, KbChunk  # noqa: F401  (KB tables for Alembic)
 
 metadata = Base.metadata
 
 __all__ = [
+    "ApiKey",
     "AuditEntry",
     "AutomationRuleSetting",
     "Campaign",
@@ -29,10 +32,12 @@ __all__ = [
     "Company",
     "CompatibilityRule",
     "ConsentEvent",
+    "ConsoleSession",
     "Conversation",
     "Customer",
     "Interaction",
     "Lead",
+    "LoginAttempt",
     "Order",
     "OrderItem",
     "OrderItemSerial",
@@ -44,5 +49,7 @@ __all__ = [
     "TicketEvent",
     "WarrantyExtension",
     "WarrantyVoid",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "metadata",
 ]

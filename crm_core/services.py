@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.analytics.service import AnalyticsService
 from crm_core.audit.service import AuditService
+from crm_core.catalog.accessories import AccessoryService
 from crm_core.catalog.compatibility import CompatibilityService
 from crm_core.catalog.service import CatalogService
 from crm_core.clock import Clock
@@ -28,6 +29,8 @@ from crm_core.warranties.service import WarrantyService
 if TYPE_CHECKING:
     from app.settings import CampaignsSection, CrmSection
     from crm_core.campaigns.delivery import DeliveryService
+    from crm_core.campaigns.rules import RuleService
+    from crm_core.campaigns.service import CampaignService, Texts
 
 
 class CrmServices:
@@ -39,11 +42,13 @@ class CrmServices:
         clock: Clock,
         settings: CrmSection,
         campaigns: CampaignsSection | None = None,
+        texts: Texts | None = None,
     ) -> None:
         self.session = session
         self.clock = clock
         self.settings = settings
         self._campaigns_settings = campaigns
+        self._texts = texts
 
     @cached_property
     def campaign_settings(self) -> CampaignsSection:
@@ -95,6 +100,10 @@ class CrmServices:
         return CompatibilityService(self.session)
 
     @cached_property
+    def accessories(self) -> AccessoryService:
+        return AccessoryService(self.session, self.compatibility)
+
+    @cached_property
     def analytics(self) -> AnalyticsService:
         from crm_core.analytics.service import AnalyticsService
 
@@ -105,3 +114,26 @@ class CrmServices:
         from crm_core.campaigns.delivery import DeliveryService
 
         return DeliveryService(self.session, self.clock, self.campaign_settings)
+
+    @cached_property
+    def campaigns(self) -> CampaignService:
+        from crm_core.campaigns.service import CampaignService
+
+        return CampaignService(
+            self.session, self.clock, self.campaign_settings, self._texts, self.settings
+        )
+
+    @cached_property
+    def rules(self) -> RuleService:
+        from crm_core.campaigns.rules import RuleService
+
+        if self._texts is None:
+            raise RuntimeError("automation rules need the locale texts: CrmServices(texts=...)")
+        return RuleService(
+            self.session,
+            self.clock,
+            self.campaign_settings,
+            self._texts,
+            self.settings,
+            self.accessories,
+        )

@@ -56,6 +56,8 @@ class ScheduleSpec(BaseModel):
     state: str  # scheduled | running | paused
     one_shot_at: datetime | None = None  # UTC
     cron: str | None = None
+    # CronTrigger(**cron_fields, timezone=timezone): weekdays by name, parsed by the core.
+    cron_fields: dict[str, str] | None = None
     timezone: str
 
 

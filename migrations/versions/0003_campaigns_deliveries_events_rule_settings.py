@@ -1,7 +1,7 @@
 """campaigns: campaigns, deliveries, events, rule settings
 
 Revision ID: 0003_campaigns
-Revises: 0002_kb
+Revises: 0009_accessories
 Create Date: 2026-12-03 12:31:48.662744
 """
 
@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 import crm_core.db
 
 revision: str = "0003_campaigns"
-down_revision: str | Sequence[str] | None = "0002_kb"
+down_revision: str | Sequence[str] | None = "0009_accessories"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
