@@ -138,12 +138,13 @@ async def build_container(
     if check_schema:
         await ensure_schema(settings.db.url)
     engine = create_engine(settings.db.url, echo=settings.db.echo, pool_size=settings.db.pool_size)
-    return Container(
-        settings=settings,
-        engine=engine,
-        sessions=create_session_factory(engine),
-        clock=clock or SystemClock(),
-    )
+    sessions = create_session_factory(engine)
+    clock = clock or SystemClock()
+    # Ticket and handoff changes enqueue webhook deliveries in their own transaction.
+    from crm_core.webhooks.service import install_outbox
+
+    install_outbox(sessions, clock)
+    return Container(settings=settings, engine=engine, sessions=sessions, clock=clock)
 
 
 @asynccontextmanager

@@ -27,16 +27,36 @@ from crm_core.tickets.service import TicketService
 from crm_core.warranties.service import WarrantyService
 
 if TYPE_CHECKING:
-    from app.settings import CrmSection
+    from app.settings import CampaignsSection, CrmSection
+    from crm_core.campaigns.delivery import DeliveryService
+    from crm_core.campaigns.service import CampaignService, Texts
 
 
 class CrmServices:
     """The CRM services of one unit of work. Nothing here commits."""
 
-    def __init__(self, session: AsyncSession, clock: Clock, settings: CrmSection) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        clock: Clock,
+        settings: CrmSection,
+        campaigns: CampaignsSection | None = None,
+        texts: Texts | None = None,
+    ) -> None:
         self.session = session
         self.clock = clock
         self.settings = settings
+        self._campaigns_settings = campaigns
+        self._texts = texts
+
+    @cached_property
+    def campaign_settings(self) -> CampaignsSection:
+        """The `campaigns:` section given by the composition root (its defaults otherwise)."""
+        if self._campaigns_settings is not None:
+            return self._campaigns_settings
+        from app.settings import CampaignsSection  # defaults only; app/ passes the real one
+
+        return CampaignsSection()
 
     @cached_property
     def customers(self) -> CustomerService:
@@ -87,3 +107,17 @@ class CrmServices:
         from crm_core.analytics.service import AnalyticsService
 
         return AnalyticsService(self.session, self.clock, self.settings)
+
+    @cached_property
+    def deliveries(self) -> DeliveryService:
+        from crm_core.campaigns.delivery import DeliveryService
+
+        return DeliveryService(self.session, self.clock, self.campaign_settings)
+
+    @cached_property
+    def campaigns(self) -> CampaignService:
+        from crm_core.campaigns.service import CampaignService
+
+        return CampaignService(
+            self.session, self.clock, self.campaign_settings, self._texts, self.settings
+        )
