@@ -294,6 +294,12 @@ async def accessory_inquiry(flow: Flow, text: str, request: AccessoryRequest) ->
     """Compatible accessories for the named or owned device, within the budget stated."""
     await flow.state.set_state(None)
     budget = parse_budget(text)
+    if request.device_category and not await _related(
+        flow, request.device_category, request.accessory
+    ):
+        # "a keyboard for my laptop": nothing to check, so the plain suggestions of that category.
+        await suggest(flow, text=text, category=request.accessory, budget=budget)
+        return
     owned = await _owned_products(flow)
     if request.device_model:
         await _for_named_model(flow, request, budget, owned, text)
@@ -457,6 +463,9 @@ async def show_accessories(
 ) -> None:
     """The reply: each compatible item with price and why it fits, details and ask-sales
     buttons; the nearest option and a person when nothing qualifies."""
+    if not await _related(flow, device.category, accessory):
+        await suggest(flow, text="", category=accessory, budget=budget)
+        return
     acc_name = category_name(flow.t, accessory)
     device_name = device.name(flow.lang)
     # Other devices the customer owns must take the accessory too (a PSU for my GPU that
@@ -538,6 +547,11 @@ async def show_accessories(
         ]
     )
     await flow.say("\n".join(lines), stack(*button_rows))
+
+
+async def _related(flow: Flow, device_category: str, accessory: str) -> bool:
+    """Whether an active compatibility rule relates the two categories."""
+    return accessory in await flow.crm.accessories.accessory_categories(device_category)
 
 
 def _line(flow: Flow, suggestion: AccessorySuggestion) -> str:

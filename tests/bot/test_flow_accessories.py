@@ -289,3 +289,24 @@ async def test_an_unknown_model_is_said_honestly_and_the_next_message_names_it(
     assert button_datas(calls, "hum:")
     calls = await h.send(user, "RTX 4070")
     assert listed(calls)
+
+
+@pytest.mark.parametrize(
+    ("lang", "message"),
+    [("zh", "给我的笔记本配个键盘，500以内"), ("en", "a keyboard for my laptop, under 500")],
+)
+async def test_an_accessory_without_a_compatibility_rule_gets_plain_suggestions_of_its_category(
+    bot_harness: BotHarness, crm_run: Any, lang: str, message: str
+) -> None:
+    h = bot_harness
+    user = h.user(PROSPECT + 5, lang)
+    calls = await h.send(user, message)
+    text = said(calls)
+    money = T.t("fmt.money", lang, amount="500.00", currency="CNY")
+    header = T.t(
+        "sales.suggestions_budget", lang, what=T.t("category.keyboard", lang), budget=money
+    )
+    assert header in text, text
+    for sku in listed(calls):
+        item = await product(crm_run, sku)
+        assert item.category == "keyboard" and item.price <= Decimal(500)
