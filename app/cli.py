@@ -87,6 +87,7 @@ def _register_subcommands() -> None:
     # entry point. Imports are cheap: heavy models load lazily inside the commands.
     from app import (
         cli_bot,
+        cli_campaign,
         cli_console,
         cli_demo,
         cli_importexport,
@@ -105,6 +106,7 @@ def _register_subcommands() -> None:
         cli_bot,
         cli_console,
         cli_scheduler,
+        cli_campaign,
     ):
         module.register(cli)
 

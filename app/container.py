@@ -16,6 +16,7 @@ from crm_core.migrate import ensure_schema
 
 if TYPE_CHECKING:
     from bot.deps import BotDeps
+    from crm_core.services import CrmServices
 
 
 @dataclass
@@ -31,6 +32,15 @@ class Container:
     def unit_of_work(self) -> AbstractAsyncContextManager[AsyncSession]:
         """A transaction: commit on success, roll back on error."""
         return unit_of_work(self.sessions)
+
+    def crm(self, session: AsyncSession) -> CrmServices:
+        """The CRM services of one unit of work, with the campaigns settings and locale texts."""
+        from bot.i18n import Translator
+        from crm_core.services import CrmServices
+
+        return CrmServices(
+            session, self.clock, self.settings.crm, self.settings.campaigns, texts=Translator()
+        )
 
     def bot_deps(self, *, nlu: Any | None = None, kb: Any | None = None) -> BotDeps:
         """What the bot's handlers receive (built once). The knowledge base and the NLU

@@ -29,6 +29,7 @@ from crm_core.warranties.service import WarrantyService
 if TYPE_CHECKING:
     from app.settings import CampaignsSection, CrmSection
     from crm_core.campaigns.delivery import DeliveryService
+    from crm_core.campaigns.rules import RuleService
     from crm_core.campaigns.service import CampaignService, Texts
 
 
@@ -120,4 +121,19 @@ class CrmServices:
 
         return CampaignService(
             self.session, self.clock, self.campaign_settings, self._texts, self.settings
+        )
+
+    @cached_property
+    def rules(self) -> RuleService:
+        from crm_core.campaigns.rules import RuleService
+
+        if self._texts is None:
+            raise RuntimeError("automation rules need the locale texts: CrmServices(texts=...)")
+        return RuleService(
+            self.session,
+            self.clock,
+            self.campaign_settings,
+            self._texts,
+            self.settings,
+            self.accessories,
         )

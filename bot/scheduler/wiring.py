@@ -40,15 +40,24 @@ class DomainSchedule:
         self.clock = clock
         self.settings = settings
 
-    def _campaigns(self) -> Any:
-        from crm_core.campaigns.service import CampaignService  # type: ignore[import-not-found]
+    def _crm(self) -> Any:
+        from bot.i18n import Translator
+        from crm_core.services import CrmServices
 
-        return CampaignService(self.session, self.clock, self.settings.campaigns)
+        # The rules and the unsubscribe button render customer texts from bot/locales.
+        return CrmServices(
+            self.session,
+            self.clock,
+            self.settings.crm,
+            self.settings.campaigns,
+            texts=Translator(),
+        )
+
+    def _campaigns(self) -> Any:
+        return self._crm().campaigns
 
     def _rules(self) -> Any:
-        from crm_core.campaigns.service import RuleService  # type: ignore[import-not-found]
-
-        return RuleService(self.session, self.clock, self.settings.campaigns)
+        return self._crm().rules
 
     async def schedulable(self) -> Sequence[Any]:
         return list(await self._campaigns().schedulable())

@@ -37,6 +37,7 @@ from crm_core.campaigns.repository import dialect_name, insert_deliveries
 from crm_core.campaigns.schemas import (
     AudienceDTO,
     CampaignDTO,
+    CampaignReport,
     DeliveryDTO,
     PreviewDTO,
     Recipient,
@@ -66,7 +67,7 @@ ENQUEUE_BATCH = 2000
 PRODUCT_VARIABLES = {"product", "brand", "category", "order_number"}
 WARRANTY_VARIABLES = {"warranty_end", "serial_number", "days_left"}
 UNSUBSCRIBE_CALLBACK = "cmp:u:{d}"
-BUTTON_CALLBACK = "cmp:b:{d}:{i}"
+ACTION_CALLBACK = "cmp:a:{d}:"  # + the bot action (bot/routers/campaigns.py)
 
 # event → (states it may start from, state it leads to)
 TRANSITIONS: MappingProxyType[str, tuple[frozenset[str], str]] = MappingProxyType(
@@ -567,35 +568,46 @@ class CampaignService:
             await self._transition(campaign, "start")
         return added
 
+    # ------------------------------------------------------------------ report
+
+    async def report(self, ref: int | str) -> CampaignReport:
+        """Audience, sent, blocked, skipped by reason, unknown, clicks, unsubscribes,
+        conversions and revenue, per A/B variant and in total."""
+        from crm_core.campaigns.reports import build_report
+
+        await self.finish_done()
+        campaign = await self._load(ref)
+        return await build_report(
+            self._session,
+            self._clock.now(),
+            self._settings,
+            name=campaign.name,
+            state=campaign.state,
+            where=CampaignDelivery.campaign_id == campaign.id,
+            attribution_days=campaign.attribution_days,
+            currency=self._crm.currency if self._crm is not None else "CNY",
+            campaign_id=campaign.id,
+        )
+
     # ------------------------------------------------------------------ reactions
 
-    async def record_click(
-        self, delivery_id: int, button_index: int
-    ) -> tuple[DeliveryDTO, dict[str, Any] | None]:
-        """A customer tapped a campaign button: recorded; returns the row and the button."""
+    async def record_click(self, delivery_id: int, action: str) -> DeliveryDTO:
+        """A customer tapped a bot-action button of a push: recorded for the report."""
         row = await self._session.get(CampaignDelivery, delivery_id)
         if row is None:
             raise NotFound(f"delivery #{delivery_id} does not exist")
-        button: dict[str, Any] | None = None
-        if row.campaign_id is not None:
-            campaign = await self._session.get(Campaign, row.campaign_id)
-            if campaign is not None:
-                variant = next((v for v in campaign.variants if v["label"] == row.variant), None)
-                buttons = (variant or {}).get("buttons") or []
-                if 0 <= button_index < len(buttons):
-                    button = buttons[button_index]
         self._session.add(
             CampaignEvent(
                 delivery_id=row.id,
                 campaign_id=row.campaign_id,
                 customer_id=row.customer_id,
                 kind="click",
-                button=str(button_index),
+                button=action[:64],
                 at=self._clock.now(),
             )
         )
         await self._session.flush()
-        return DeliveryDTO.model_validate(row), button
+        return DeliveryDTO.model_validate(row)
 
     async def record_unsubscribe(self, delivery_id: int) -> DeliveryDTO:
         """The one-tap unsubscribe of a push was used (consent itself: CustomerService)."""
@@ -625,14 +637,12 @@ class CampaignService:
     ) -> tuple[str, list[list[dict[str, str]]]]:
         text = render(variant["text"][lang], values)
         rows: list[list[dict[str, str]]] = []
-        for i, button in enumerate(variant.get("buttons") or []):
+        for button in variant.get("buttons") or []:
             label = button["text"].get(lang) or next(iter(button["text"].values()))
             if button.get("url"):
                 rows.append([{"text": label, "url": button["url"]}])
             else:
-                rows.append(
-                    [{"text": label, "callback_data": BUTTON_CALLBACK.replace("{i}", str(i))}]
-                )
+                rows.append([{"text": label, "callback_data": ACTION_CALLBACK + button["action"]}])
         if campaign.kind == "marketing":
             rows.append(
                 [

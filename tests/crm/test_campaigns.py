@@ -303,7 +303,7 @@ async def test_schedule_enqueue_claim_cancel_full_path(db: Database) -> None:
         assert rows[a.id].text == "Hi <b>Alex</b>, new PSUs for your RTX 4070!"
         assert rows[b.id].text == "Alex，您好！" and rows[b.id].language == "zh"
         assert rows[a.id].buttons == [
-            [{"text": "Show PSUs", "callback_data": "cmp:b:{d}:0"}],
+            [{"text": "Show PSUs", "callback_data": "cmp:a:{d}:compatible:psu"}],
             [{"text": "🔕 Unsubscribe", "callback_data": "cmp:u:{d}"}],
         ]
         clock.set(datetime(2026, 6, 16, 2, 0, tzinfo=UTC))
@@ -439,8 +439,9 @@ async def test_clicks_and_unsubscribes_are_recorded_with_the_button(db: Database
         assert campaign.one_shot_at is not None
         await service.enqueue_occurrence(campaign_id, campaign.one_shot_at)
         row = (await session.scalars(select(CampaignDelivery))).one()
-        _, button = await service.record_click(row.id, 0)
-        assert button is not None and button["action"] == "compatible:psu"
+        await service.record_click(row.id, "compatible:psu")
         await service.record_unsubscribe(row.id)
-        kinds = sorted(e.kind for e in await session.scalars(select(CampaignEvent)))
-        assert kinds == ["click", "unsubscribe"]
+        events = sorted(
+            (e.kind, e.button or "") for e in await session.scalars(select(CampaignEvent))
+        )
+        assert events == [("click", "compatible:psu"), ("unsubscribe", "")]
