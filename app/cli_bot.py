@@ -415,7 +415,38 @@ async def _chat(
             with console.status("loading the models…"):
                 await warm()
         chat = TerminalChat(deps, customer_id=customer, lang=lang, agent_id=agent, console=console)
-        await chat.run(read_line or make_reader(console))
+        delivery = _chat_delivery(chat, customer)
+        try:
+            await chat.run(read_line or make_reader(console))
+        finally:
+            if delivery is not None:
+                await delivery.stop()
+
+
+def _chat_delivery(chat: Any, customer: int) -> Any:
+    """The embedded scheduler + sender next to the terminal chat, so a follow-up or a campaign
+    push to the customer on the terminal shows up while chatting. It sends only that chat's
+    pushes (the other customers' stay queued for the real bot)."""
+    import inspect
+
+    from bot.scheduler.embedded import EmbeddedDelivery
+    from crm_core.campaigns.delivery import DeliveryService
+
+    ratelimit = chat.dp.runtime.ratelimit
+    if ratelimit is None:
+        return None
+    can_filter = "chat_ids" in inspect.signature(DeliveryService.claim_due).parameters
+    deps = chat.deps
+    return EmbeddedDelivery.start(
+        deps.settings,
+        deps.sessions,
+        deps.clock,
+        chat.bot,
+        ratelimit.limiter,
+        sending=can_filter,
+        on_sent=chat.render_new,
+        only_chats=frozenset({customer}),
+    )
 
 
 def start_cmd(

@@ -22,6 +22,7 @@ exists because a persistent job store cannot hold a bound method.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from datetime import UTC, datetime, timedelta
@@ -80,16 +81,73 @@ def trigger_for(spec: Any, default_tz: str) -> DateTrigger | CronTrigger:
     cron expression in the campaign's time zone."""
     zone = _zone(spec.timezone, default_tz)
     if spec.cron:
-        return CronTrigger.from_crontab(spec.cron, timezone=zone)
+        return cron_trigger(spec.cron, zone)
     if spec.one_shot_at is None:
         raise ValueError(f"campaign {spec.campaign_id}: neither a time nor a cron expression")
     return DateTrigger(run_date=spec.one_shot_at.astimezone(zone), timezone=zone)
 
 
+WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def cron_trigger(expression: str, zone: ZoneInfo) -> CronTrigger:
+    """A crontab expression as APScheduler's trigger. Weekdays mean what they mean in crontab
+    (0 and 7 = Sunday, 1 = Monday): APScheduler 3's `from_crontab` counts 0 = Monday, so
+    "0 10 * * 1" would fire on Tuesdays. The domain's parser (crm_core.campaigns.cron) gives
+    the fields with weekdays by name when it is there; else the weekday field is spelled out
+    by name here."""
+    try:
+        from crm_core.campaigns.cron import parse_cron  # type: ignore[import-not-found]
+    except ImportError:
+        parse_cron = None
+    if parse_cron is not None:
+        return CronTrigger(**parse_cron(expression).fields(), timezone=zone)
+    parts = expression.split()
+    if len(parts) != 5:
+        raise ValueError(f"cron {expression!r}: expected 5 fields (minute hour day month weekday)")
+    minute, hour, day, month, weekday = parts
+    return CronTrigger(
+        minute=minute,
+        hour=hour,
+        day=day,
+        month=month,
+        day_of_week=_weekdays_by_name(weekday),
+        timezone=zone,
+    )
+
+
+def _weekdays_by_name(field: str) -> str:
+    if field in ("*", "?"):
+        return "*"
+    days: set[int] = set()
+    for item in field.lower().split(","):
+        body, _, step_text = item.partition("/")
+        step = int(step_text) if step_text else 1
+        if body in ("*", "?"):
+            low, high = 0, 6
+        elif "-" in body:
+            first, last = body.split("-", 1)
+            low, high = _weekday_number(first), _weekday_number(last)
+        else:
+            low = high = _weekday_number(body)
+        if high < low:
+            raise ValueError(f"weekday range {body!r} runs backwards")
+        days.update(d % 7 for d in range(low, high + 1, step))
+    return ",".join(WEEKDAYS[d] for d in sorted(days))
+
+
+def _weekday_number(token: str) -> int:
+    if token in WEEKDAYS:
+        return WEEKDAYS.index(token)
+    if token.isdigit() and 0 <= int(token) <= 7:
+        return int(token)
+    raise ValueError(f"{token!r} is not a weekday (0-7 or sun..sat)")
+
+
 def latest_cron_time(cron: str, timezone: str, now: datetime, lookback: timedelta) -> datetime:
     """The occurrence a cron job that fires now stands for: its latest time <= now (a late
     start coalesces missed times into the latest one)."""
-    trigger = CronTrigger.from_crontab(cron, timezone=ZoneInfo(timezone))
+    trigger = cron_trigger(cron, ZoneInfo(timezone))
     latest: datetime | None = None
     candidate = trigger.get_next_fire_time(None, now - lookback)
     for _ in range(1_000_000):  # bounded: lookback / the cron's period
@@ -113,7 +171,15 @@ async def fire_campaign(
     if running is None:
         log.warning("campaign %s fired with no scheduler %r running", campaign_id, scheduler)
         return
-    await running.fire(campaign_id, one_shot_at, cron, timezone)
+    if not cron:
+        running._fired_once.add((campaign_id, fingerprint))
+    # APScheduler already moved the job to its next time: enqueueing this occurrence must
+    # finish even when the scheduler shuts down meanwhile (lock lost), or it would be lost.
+    # It is shielded from the executor's cancellation and awaited by `drain()`.
+    task = asyncio.create_task(running.fire(campaign_id, one_shot_at, cron, timezone))
+    running._firing.add(task)
+    task.add_done_callback(running._firing.discard)
+    await asyncio.shield(task)
 
 
 class CampaignScheduler:
@@ -145,7 +211,8 @@ class CampaignScheduler:
         self.scheduler: AsyncIOScheduler | None = None
         self.fired: list[tuple[int, datetime, int]] = []  # (campaign, occurrence, rows added)
         self.reconciles = 0
-        self._fired_once: set[tuple[int, str]] = set()
+        self._fired_once: set[tuple[int, str]] = set()  # one-shots fired in this term
+        self._firing: set[asyncio.Task[int]] = set()
 
     @property
     def running(self) -> bool:
@@ -199,6 +266,11 @@ class CampaignScheduler:
             self._engine.dispose()
             self._engine = None
         log.info("scheduler stopped")
+
+    async def drain(self, timeout: float = 30.0) -> None:
+        """Wait for campaign occurrences being enqueued (after `shutdown`)."""
+        if self._firing:
+            await asyncio.wait(list(self._firing), timeout=timeout)
 
     def campaign_jobs(self) -> dict[int, Any]:
         """The campaign jobs in the persistent store, by campaign id."""

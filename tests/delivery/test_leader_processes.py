@@ -13,7 +13,7 @@ from sqlalchemy import text
 from crm_core.db import create_engine
 from tests.delivery.procs import lock_holder, scheduler_env, start_scheduler, stop, wait_for
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]  # process start-ups dominate
 
 
 async def test_one_of_two_processes_leads_and_the_other_takes_over_after_kill_9(
