@@ -34,7 +34,8 @@ class Console:
 
     def client(self, **kwargs: object) -> httpx.AsyncClient:
         transport = httpx.ASGITransport(app=self.app, client=("10.0.0.1", 1234))
-        return httpx.AsyncClient(transport=transport, base_url="http://console", **kwargs)  # type: ignore[arg-type]
+        kwargs.setdefault("base_url", "http://console")
+        return httpx.AsyncClient(transport=transport, **kwargs)  # type: ignore[arg-type]
 
     async def crm(self) -> AsyncIterator[CrmServices]:
         async with unit_of_work(self.db.sessions) as session:
