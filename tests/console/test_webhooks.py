@@ -99,7 +99,7 @@ async def test_a_ticket_event_is_signed_retried_with_backoff_and_verified(
     ]
     verify = documented_verifier()
     now = clock.now().timestamp()
-    (first_headers, first_body), (headers, body) = receiver.requests
+    (first_headers, _first_body), (headers, body) = receiver.requests
     assert first_headers["webhook-id"] == headers["webhook-id"]  # a retry, not a new event
     assert verify(secret, headers, body, now=now)
     import json
