@@ -158,6 +158,7 @@ async def _prepare_kb(container: Container, result: Prepared) -> None:
     if manifest is None:
         stages = {"read": "knowledge base: reading", "embed": "knowledge base: embedding"}
         stages["index"] = "knowledge base: indexing"
+        stages["embed-en"] = "knowledge base: embedding (English model)"
         ingestor = Ingestor.from_settings(create_session_factory(container.engine), settings)
         with _progress() as bar:
             tasks: dict[str, TaskID] = {}

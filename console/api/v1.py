@@ -38,7 +38,7 @@ from crm_core.webhooks.service import (
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem, "content": {"application/problem+json": {}}}
-    for code in (401, 403, 404, 422, 429)
+    for code in (401, 403, 404, 409, 413, 422, 429)
 }
 router = APIRouter(prefix="/api/v1", responses=ERRORS)
 MAX_LIMIT = 200
