@@ -47,6 +47,10 @@ async def on_text(message: Message, flow: Flow) -> None:
     if current == FaultStates.outcome.state and intent in ("affirm", "deny") and confident:
         intent = "fault_solved" if intent == "affirm" else "fault_unsolved"
     flow.intent, flow.confidence = parse.intent, parse.confidence
+    accessory = sales.routes_to_accessories(parse, confident)
+    if accessory is not None:  # "a PSU for my graphics card": the accessory, not the device
+        await sales.accessory_inquiry(flow, text, accessory)
+        return
     route = ROUTES.get(intent) if confident else None
     await (route or _unsure)(flow, text, parse)
 
@@ -187,6 +191,10 @@ async def _has_units(flow: Flow) -> bool:
 
 
 async def _purchase(flow: Flow, text: str, parse: ParseResult) -> None:
+    accessory = sales.accessory_request(parse)
+    if accessory is not None:
+        await sales.accessory_inquiry(flow, text, accessory)
+        return
     await sales.start_inquiry(
         flow,
         text,
