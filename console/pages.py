@@ -32,9 +32,8 @@ from crm_core.conversations.handoff import AGENT_ROLES, HandoffService
 from crm_core.conversations.handoff_schemas import Owner
 from crm_core.conversations.models import Conversation
 from crm_core.customers.models import Customer
-from crm_core.errors import DomainError
 from crm_core.services import CrmServices
-from crm_core.support.desk import AgentDesk, DeskResult, inbox
+from crm_core.support.desk import AgentDesk, DeskResult, NoDelivery, inbox
 from crm_core.tickets.models import Ticket
 from crm_core.tickets.state_machine import DONE_STATES
 
@@ -428,12 +427,12 @@ async def conversation_action(
     )
 
 
+NO_BOT = "no Telegram bot is configured (HWCRM_BOT__TOKEN): nothing can reach the customer"
+
+
 def _desk(ctx: Ctx, crm: CrmServices) -> AgentDesk:
-    if ctx.notifier is None:
-        raise DomainError(
-            "no Telegram bot is configured (HWCRM_BOT__TOKEN): messages cannot reach customers"
-        )
-    return AgentDesk(crm, ctx.notifier(crm), ctx.settings.handoff.canned)
+    notifier = ctx.notifier(crm) if ctx.notifier is not None else NoDelivery(NO_BOT)
+    return AgentDesk(crm, notifier, ctx.settings.handoff.canned)
 
 
 # --- API keys (admins) ---------------------------------------------------------------------

@@ -196,3 +196,34 @@ async def test_a_telegram_claim_shows_in_the_console_and_the_console_agent_loses
             )
         )
     assert notes == ["note: prefers e-mail"]
+
+
+async def test_the_console_sends_through_the_bots_sender_and_rate_limit() -> None:
+    """The console's Bot carries the bot runtime's request middlewares: outbound logging,
+    403 handling, 429 retry and the shared outbound rate limit (one Redis bucket with the
+    bot's processes in production)."""
+    from app.settings import load_settings
+    from bot.desk import console_bot
+    from bot.fake_telegram import InProcessBotAPI
+    from bot.i18n import Translator
+    from crm_core.clock import SystemClock
+    from crm_core.db import create_engine, create_session_factory
+
+    engine = create_engine("sqlite+aiosqlite://")
+    try:
+        bot = console_bot(
+            load_settings(),
+            Translator(),
+            create_session_factory(engine),
+            SystemClock(),
+            session=InProcessBotAPI(),
+        )
+        kinds = {type(m).__name__ for m in bot.session._hwcrm_request_middlewares}  # type: ignore[attr-defined]
+    finally:
+        await engine.dispose()
+    assert {
+        "OutboundLoggingMiddleware",
+        "ForbiddenMiddleware",
+        "RetryAfterMiddleware",
+        "RateLimitMiddleware",
+    } <= kinds
