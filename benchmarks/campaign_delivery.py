@@ -391,7 +391,9 @@ async def run_phases(
     for _ in range(2):
         senders.start(rate=args.rate, per_chat=1.0, concurrency=args.limited_concurrency)
     first = await first_push_after(api, mark)
-    start, end = first + 5.0, first + 5.0 + args.window
+    # the window opens after the repeat chats (per-chat waits) at the head of the queue
+    start = first + args.limited_warmup
+    end = start + args.window
     await asyncio.sleep(max(0.0, end - time.monotonic()))
     times = [c.at for c in pushes(api, start) if c.at < end]
     result["limited"] = {
@@ -527,6 +529,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeat-chats", type=int, default=100)
     parser.add_argument("--rate", type=float, default=30.0)
     parser.add_argument("--window", type=float, default=60.0)
+    parser.add_argument("--limited-warmup", type=float, default=15.0)
     parser.add_argument("--reply-rate", type=float, default=5.0)
     parser.add_argument("--reply-window", type=float, default=20.0)
     parser.add_argument("--concurrency", type=int, default=64)
