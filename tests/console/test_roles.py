@@ -40,6 +40,7 @@ GET_PAGES = [
     ("/customers?q=Carter", "customers"),
     ("/customers/{customer}", "customer"),
     ("/inbox", "inbox"),
+    ("/tickets", "tickets"),
     ("/admin/apikeys", "apikeys"),
 ]
 
@@ -61,6 +62,7 @@ async def test_each_role_sees_exactly_the_pages_of_the_table(console: Console, r
             ("/admin/apikeys", "apikeys_change", {"name": "x", "scopes": "tickets:read"}),
             ("/admin/apikeys/999/revoke", "apikeys_change", {}),
             ("/inbox/1/claim", "inbox_action", {}),
+            ("/tickets/TK-00000001/status", "ticket_change", {"status": "triaged"}),
         ]
         for path, page, form in posts:
             response = await client.post(path, data={"csrf": csrf, **form})
@@ -81,6 +83,9 @@ async def test_each_role_sees_exactly_the_pages_of_the_table(console: Console, r
         "/admin/apikeys/{key_id}/revoke",
         "/logout",
         "/language",
+        "/tickets",
+        "/tickets/{ticket_number}",
+        "/tickets/{ticket_number}/{action}",
     }
 
 
