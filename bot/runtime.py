@@ -96,7 +96,8 @@ def build_bot(settings: Settings, session: BaseSession | None = None) -> Bot:
     if session is None:
         session = AiohttpSession(api=TelegramAPIServer.from_base(settings.bot.api_base_url))
     token = settings.bot.token.get_secret_value() if settings.bot.token else OFFLINE_TOKEN
-    return Bot(token, session=session, default=DefaultBotProperties(parse_mode=None))
+    # All bot output is Telegram HTML (bot.rendering; the Translator escapes parameters).
+    return Bot(token, session=session, default=DefaultBotProperties(parse_mode="HTML"))
 
 
 def build_redis(settings: Settings) -> Any:
