@@ -278,10 +278,18 @@ async def customer(
     customer_id: int,
 ) -> Response:
     record = await crm.customers.get_customer_for_staff(info.staff.id, customer_id, VIEW_REASON)
-    devices = await crm.warranties.warranty_for_customer(customer_id)
-    tickets = await crm.tickets.list_for_customer(customer_id)
     return render(
-        request, ctx, "customer.html", info, customer=record, devices=devices, tickets=tickets
+        request,
+        ctx,
+        "customer.html",
+        info,
+        customer=record,
+        devices=await crm.warranties.warranty_for_customer(customer_id),
+        tickets=await crm.tickets.list_for_customer(customer_id),
+        orders=await crm.customers.purchase_history(customer_id),
+        consent=await crm.customers.consent_events(customer_id),
+        leads=await crm.leads.list_leads(customer_id=customer_id, limit=20),
+        conversations=(await crm.conversations.for_customer(customer_id))[:10],
     )
 
 
