@@ -90,9 +90,29 @@ def db_current() -> None:
 def _register_subcommands() -> None:
     # Feature command groups live next to their feature; registering them here keeps one
     # entry point. Imports are cheap: heavy models load lazily inside the commands.
-    from app import cli_bot, cli_demo, cli_importexport, cli_kb, cli_nlu, cli_staff
+    from app import (
+        cli_bot,
+        cli_campaign,
+        cli_console,
+        cli_demo,
+        cli_importexport,
+        cli_kb,
+        cli_nlu,
+        cli_scheduler,
+        cli_staff,
+    )
 
-    for module in (cli_staff, cli_importexport, cli_demo, cli_kb, cli_nlu, cli_bot):
+    for module in (
+        cli_staff,
+        cli_importexport,
+        cli_demo,
+        cli_kb,
+        cli_nlu,
+        cli_bot,
+        cli_console,
+        cli_scheduler,
+        cli_campaign,
+    ):
         module.register(cli)
 
 

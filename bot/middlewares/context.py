@@ -187,7 +187,13 @@ class UnitOfWorkMiddleware(BaseMiddleware):
                 return await self(handler, event, data)
         async with unit_of_work(self.deps.sessions) as session:
             keep_loaded_objects(session)
-            crm = CrmServices(session, self.deps.clock, self.deps.settings.crm)
+            crm = CrmServices(
+                session,
+                self.deps.clock,
+                self.deps.settings.crm,
+                self.deps.settings.campaigns,
+                texts=self.deps.translator,
+            )
             data["crm"] = crm
             scope.crm = crm
             try:

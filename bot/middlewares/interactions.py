@@ -46,6 +46,7 @@ from aiogram.methods.base import TelegramType
 from aiogram.types import InputFile, Message, TelegramObject, Update
 
 from bot.middlewares.context import DbWriter, current_scope
+from bot.telegram_html import plain_or_same
 from crm_core.customers.schemas import CustomerDTO, CustomerUpdate
 from crm_core.services import CrmServices
 
@@ -218,13 +219,14 @@ LOGGED_METHODS = (
 
 
 def describe_outbound(method: TelegramMethod[Any]) -> str:
-    """One line of CRM text for an outbound Bot API call."""
+    """One line of CRM text for an outbound Bot API call: what the customer reads (the
+    HTML of the message is reduced to its visible text)."""
     caption = getattr(method, "caption", None)
-    tail = f" {caption}" if caption else ""
+    tail = f" {plain_or_same(caption)}" if caption else ""
     if isinstance(method, SendMessage):
-        return method.text
+        return plain_or_same(method.text)
     if isinstance(method, EditMessageText):
-        return f"[edited message #{method.message_id}] {method.text}"
+        return f"[edited message #{method.message_id}] {plain_or_same(method.text or '')}"
     if isinstance(method, EditMessageCaption):
         return f"[edited caption #{method.message_id}]{tail}"
     if isinstance(method, SendPhoto):
