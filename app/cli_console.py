@@ -34,10 +34,8 @@ def uvicorn_config(app: Any, settings: Any, **overrides: Any) -> Any:
     return uvicorn.Config(
         app,
         host=overrides.get("host") or c.host,
-        port=overrides.get("port") or c.port,
-        root_path=overrides.get("root_path")
-        if overrides.get("root_path") is not None
-        else c.root_path,
+        port=c.port if overrides.get("port") is None else int(overrides["port"]),
+        root_path=str(overrides.get("root_path") or c.root_path),
         proxy_headers=True,
         forwarded_allow_ips=overrides.get("forwarded_allow_ips") or c.forwarded_allow_ips,
         log_level="warning",

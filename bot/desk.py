@@ -208,7 +208,7 @@ def console_bot(
         sessions=sessions,  # type: ignore[arg-type]
         clock=clock,  # type: ignore[arg-type]
         translator=translator,
-        nlu=_Unused(),
+        nlu=_Unused(),  # type: ignore[arg-type]
         kb=_Unused(),  # type: ignore[arg-type]
     )
     build_dispatcher(deps).runtime.wire(bot)

@@ -345,3 +345,27 @@ def build_limiter(
         RedisBucketStore(redis, prefix) if redis is not None else MemoryBucketStore()
     )
     return RateLimiter(store, config)
+
+
+def limiter_from_settings(settings: Any, redis: Any | None = None) -> RateLimiter:
+    """The outbound limiter: in Redis with `rate_limit.backend: redis` (or `auto` and
+    `bot.fsm_storage: redis`), else in-process."""
+    section = settings.scheduler.rate_limit
+    use_redis = section.backend == "redis" or (
+        section.backend == "auto" and settings.bot.fsm_storage == "redis"
+    )
+    client = None
+    if use_redis:
+        if redis is None:
+            from redis.asyncio import Redis
+
+            redis = Redis.from_url(settings.bot.redis_url)
+        client = redis
+    return build_limiter(
+        section.per_second,
+        section.burst,
+        section.reply_reserve,
+        section.per_chat_interval_s,
+        redis=client,
+        prefix=section.redis_prefix,
+    )

@@ -22,6 +22,7 @@ exists because a persistent job store cannot hold a bound method.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from datetime import UTC, datetime, timedelta
@@ -37,6 +38,8 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine, make_url
 
 from bot.scheduler.ports import ScheduleScope
+from crm_core.campaigns.cron import parse_cron
+from crm_core.errors import ValidationFailed
 
 log = logging.getLogger("bot.scheduler")
 
@@ -80,16 +83,24 @@ def trigger_for(spec: Any, default_tz: str) -> DateTrigger | CronTrigger:
     cron expression in the campaign's time zone."""
     zone = _zone(spec.timezone, default_tz)
     if spec.cron:
-        return CronTrigger.from_crontab(spec.cron, timezone=zone)
+        return cron_trigger(spec.cron, zone)
     if spec.one_shot_at is None:
         raise ValueError(f"campaign {spec.campaign_id}: neither a time nor a cron expression")
     return DateTrigger(run_date=spec.one_shot_at.astimezone(zone), timezone=zone)
 
 
+def cron_trigger(expression: str, zone: ZoneInfo) -> CronTrigger:
+    """A crontab expression as APScheduler's trigger, through the domain's parser
+    (`crm_core.campaigns.cron`): weekdays mean what they mean in crontab (0 and 7 = Sunday,
+    1 = Monday), whereas APScheduler 3's own `from_crontab` counts 0 = Monday and would send
+    "0 10 * * 1" on Tuesdays. Raises ValidationFailed naming the bad field."""
+    return CronTrigger(**parse_cron(expression).fields(), timezone=zone)
+
+
 def latest_cron_time(cron: str, timezone: str, now: datetime, lookback: timedelta) -> datetime:
     """The occurrence a cron job that fires now stands for: its latest time <= now (a late
     start coalesces missed times into the latest one)."""
-    trigger = CronTrigger.from_crontab(cron, timezone=ZoneInfo(timezone))
+    trigger = cron_trigger(cron, ZoneInfo(timezone))
     latest: datetime | None = None
     candidate = trigger.get_next_fire_time(None, now - lookback)
     for _ in range(1_000_000):  # bounded: lookback / the cron's period
@@ -113,7 +124,15 @@ async def fire_campaign(
     if running is None:
         log.warning("campaign %s fired with no scheduler %r running", campaign_id, scheduler)
         return
-    await running.fire(campaign_id, one_shot_at, cron, timezone)
+    if not cron:
+        running._fired_once.add((campaign_id, fingerprint))
+    # APScheduler already moved the job to its next time: enqueueing this occurrence must
+    # finish even when the scheduler shuts down meanwhile (lock lost), or it would be lost.
+    # It is shielded from the executor's cancellation and awaited by `drain()`.
+    task = asyncio.create_task(running.fire(campaign_id, one_shot_at, cron, timezone))
+    running._firing.add(task)
+    task.add_done_callback(running._firing.discard)
+    await asyncio.shield(task)
 
 
 class CampaignScheduler:
@@ -145,7 +164,8 @@ class CampaignScheduler:
         self.scheduler: AsyncIOScheduler | None = None
         self.fired: list[tuple[int, datetime, int]] = []  # (campaign, occurrence, rows added)
         self.reconciles = 0
-        self._fired_once: set[tuple[int, str]] = set()
+        self._fired_once: set[tuple[int, str]] = set()  # one-shots fired in this term
+        self._firing: set[asyncio.Task[int]] = set()
 
     @property
     def running(self) -> bool:
@@ -200,6 +220,11 @@ class CampaignScheduler:
             self._engine = None
         log.info("scheduler stopped")
 
+    async def drain(self, timeout: float = 30.0) -> None:
+        """Wait for campaign occurrences being enqueued (after `shutdown`)."""
+        if self._firing:
+            await asyncio.wait(list(self._firing), timeout=timeout)
+
     def campaign_jobs(self) -> dict[int, Any]:
         """The campaign jobs in the persistent store, by campaign id."""
         assert self.scheduler is not None
@@ -235,7 +260,7 @@ class CampaignScheduler:
         assert self.scheduler is not None
         try:
             trigger = trigger_for(spec, self.timezone)
-        except ValueError as exc:  # a bad spec must not stop the others
+        except (ValueError, ValidationFailed) as exc:  # a bad spec must not stop the others
             log.error("campaign %s cannot be scheduled: %s", spec.campaign_id, exc)
             return
         self.scheduler.add_job(

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from bot.ratelimit import RateLimiter, build_limiter
+from bot.ratelimit import RateLimiter, limiter_from_settings
 from bot.scheduler.engine import CampaignScheduler
 from bot.scheduler.leader import Leadership, leadership_for
 from bot.scheduler.ports import DeliveryScope, ScheduleScope
@@ -23,31 +23,9 @@ from bot.scheduler.sender import Sender, SendFn
 if TYPE_CHECKING:
     from app.settings import Settings
 
+__all__ = ["DeliveryEngine", "build_engine", "limiter_from_settings", "runs_in_bot"]
+
 log = logging.getLogger("bot.scheduler")
-
-
-def limiter_from_settings(settings: Settings, redis: Any | None = None) -> RateLimiter:
-    """The outbound limiter: in Redis with `rate_limit.backend: redis` (or `auto` and
-    `bot.fsm_storage: redis`), else in-process."""
-    section = settings.scheduler.rate_limit
-    use_redis = section.backend == "redis" or (
-        section.backend == "auto" and settings.bot.fsm_storage == "redis"
-    )
-    client = None
-    if use_redis:
-        if redis is None:
-            from redis.asyncio import Redis
-
-            redis = Redis.from_url(settings.bot.redis_url)
-        client = redis
-    return build_limiter(
-        section.per_second,
-        section.burst,
-        section.reply_reserve,
-        section.per_chat_interval_s,
-        redis=client,
-        prefix=section.redis_prefix,
-    )
 
 
 def runs_in_bot(settings: Settings) -> bool:
@@ -70,6 +48,7 @@ class DeliveryEngine:
     worker: str | None = None
     leadership: Leadership | None = None
     on_sent: Callable[[], Any] | None = None
+    only_chats: frozenset[int] | None = None
     scheduler: CampaignScheduler | None = field(default=None, init=False)
     sender: Sender | None = field(default=None, init=False)
     is_leader: bool = field(default=False, init=False)
@@ -96,6 +75,7 @@ class DeliveryEngine:
                 retry_base_s=section.retry_base_s,
                 retry_max_s=section.retry_max_s,
                 db_backoff_max_s=section.db_backoff_max_s,
+                only_chats=self.only_chats,
             )
 
     async def _send(self, push: Any) -> int:
@@ -148,6 +128,7 @@ class DeliveryEngine:
                 finally:
                     self.scheduler.shutdown()  # lock lost or stopping: scheduling stops now
                     self.is_leader = False
+                    await self.scheduler.drain()  # an occurrence being enqueued completes
         finally:
             with contextlib.suppress(Exception):
                 await leadership.release()
@@ -164,6 +145,7 @@ def build_engine(
     sending: bool = True,
     worker: str | None = None,
     on_sent: Callable[[], Any] | None = None,
+    only_chats: frozenset[int] | None = None,
 ) -> DeliveryEngine:
     """The engine on the real campaigns services, sending through `bot`."""
     from bot.scheduler.sender import bot_sender
@@ -179,4 +161,5 @@ def build_engine(
         sending=sending,
         worker=worker,
         on_sent=on_sent,
+        only_chats=only_chats,
     )

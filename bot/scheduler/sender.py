@@ -152,6 +152,7 @@ class Sender:
         max_token_wait_s: float = 5.0,
         now: Callable[[], datetime] | None = None,
         record_send_times: bool = False,
+        only_chats: frozenset[int] | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -168,6 +169,8 @@ class Sender:
         self.max_token_wait_s = max_token_wait_s
         self.now = now or (lambda: datetime.now(UTC))
         self.record_send_times = record_send_times
+        # `hwcrm chat`: deliver only the pushes of the chat(s) on the terminal
+        self.only_chats = only_chats
         self.stats = SenderStats()
         self.inflight = 0  # claimed and not yet recorded (= the most rows left `sending`)
         self._room = asyncio.Condition()
@@ -192,7 +195,7 @@ class Sender:
                     continue  # a 429 came while waiting for room
                 try:
                     async with self.scope() as deliveries:
-                        pushes = list(await deliveries.claim_due(room, self.worker))
+                        pushes = list(await self._claim(deliveries, room))
                 except Exception as exc:
                     self.stats.db_errors += 1
                     backoff = min(self.db_backoff_max_s, max(0.2, backoff * 2))
@@ -224,7 +227,7 @@ class Sender:
         recorder = asyncio.create_task(self._record_outcomes())
         try:
             async with self.scope() as deliveries:
-                pushes = list(await deliveries.claim_due(self.claim_batch, self.worker))
+                pushes = list(await self._claim(deliveries, self.claim_batch))
             self.stats.claimed += len(pushes)
             self.inflight += len(pushes)
             await asyncio.gather(*(self._deliver(p) for p in pushes))
@@ -235,6 +238,11 @@ class Sender:
             recorder.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await recorder
+
+    async def _claim(self, deliveries: Any, limit: int) -> Any:
+        if self.only_chats is None:
+            return await deliveries.claim_due(limit, self.worker)
+        return await deliveries.claim_due(limit, self.worker, chat_ids=self.only_chats)
 
     async def _wait_for_room(self, stop: asyncio.Event) -> int:
         # claim when at least half a batch of room is free (fewer, larger claims)
@@ -334,8 +342,7 @@ class Sender:
             while True:
                 try:
                     async with self.scope() as deliveries:
-                        for outcome in batch:
-                            await self._apply(deliveries, outcome)
+                        await self._apply_all(deliveries, batch)
                     break
                 except asyncio.CancelledError:
                     raise
@@ -355,6 +362,18 @@ class Sender:
                 if outcome.done is not None and not outcome.done.done():
                     outcome.done.set_result(None)
                 self._outcomes.task_done()
+
+    async def _apply_all(self, deliveries: Any, batch: list[_Outcome]) -> None:
+        """One transaction for the batch; sent rows in one statement when the service can."""
+        many = getattr(deliveries, "mark_sent_many", None)
+        rest = batch
+        if many is not None:
+            sent = [(o.push.delivery_id, o.message_id) for o in batch if o.kind == "sent"]
+            if sent:
+                await many(sent)
+            rest = [o for o in batch if o.kind != "sent"]
+        for outcome in rest:
+            await self._apply(deliveries, outcome)
 
     async def _apply(self, deliveries: Any, outcome: _Outcome) -> None:
         push = outcome.push
