@@ -35,6 +35,7 @@ PAGE_ROLES: dict[str, tuple[str, ...]] = {
     "logout": EVERYONE,
     "customers": (ADMIN, AGENT),
     "customer": (ADMIN, AGENT),
+    "gdpr": (ADMIN,),
     "inbox": (ADMIN, AGENT),
     "inbox_action": (ADMIN, AGENT),
     "tickets": (ADMIN, AGENT),

@@ -7,6 +7,7 @@ POST also on `CsrfOk`. Agent actions call the same `AgentDesk` as the Telegram s
 from __future__ import annotations
 
 import hmac
+import json
 import secrets
 from typing import Annotated
 from urllib.parse import quote
@@ -17,6 +18,7 @@ from sqlalchemy import func, select
 
 from console.deps import (
     LOGIN_CSRF_COOKIE,
+    PAGE_ROLES,
     SESSION_COOKIE,
     Allow,
     Crm,
@@ -276,6 +278,7 @@ async def customer(
     crm: Crm,
     info: Annotated[SessionInfo, Depends(Allow("customer"))],
     customer_id: int,
+    flash: str | None = None,
 ) -> Response:
     record = await crm.customers.get_customer_for_staff(info.staff.id, customer_id, VIEW_REASON)
     return render(
@@ -290,7 +293,71 @@ async def customer(
         consent=await crm.customers.consent_events(customer_id),
         leads=await crm.leads.list_leads(customer_id=customer_id, limit=20),
         conversations=(await crm.conversations.for_customer(customer_id))[:10],
+        may_gdpr=info.staff.role in PAGE_ROLES["gdpr"],
+        flash=flash,
     )
+
+
+# --- data protection (admins) --------------------------------------------------------------
+
+
+@router.post("/customers/{customer_id}/export", dependencies=[CsrfOk])
+async def customer_export(
+    ctx: Ctx,
+    crm: Crm,
+    info: Annotated[SessionInfo, Depends(Allow("gdpr"))],
+    customer_id: int,
+) -> Response:
+    """Everything about the customer as a JSON download (GDPR access request; audited)."""
+    data = await crm.customers.export_customer(
+        customer_id, actor=info.staff.actor, reason="GDPR data export from the console"
+    )
+    body = json.dumps(data, ensure_ascii=False, indent=2, default=str)
+    return Response(
+        body,
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="customer-{customer_id}.json"'},
+    )
+
+
+@router.get("/customers/{customer_id}/erase", response_class=HTMLResponse)
+async def customer_erase_confirm(
+    request: Request,
+    ctx: Ctx,
+    crm: Crm,
+    info: Annotated[SessionInfo, Depends(Allow("gdpr"))],
+    customer_id: int,
+    error: str | None = None,
+) -> Response:
+    record = await crm.customers.get_customer_for_staff(
+        info.staff.id, customer_id, "console: erase confirmation"
+    )
+    return render(
+        request, ctx, "erase.html", info, customer=record, flash=error, flash_bad=bool(error)
+    )
+
+
+@router.post("/customers/{customer_id}/erase", dependencies=[CsrfOk])
+async def customer_erase(
+    request: Request,
+    ctx: Ctx,
+    crm: Crm,
+    info: Annotated[SessionInfo, Depends(Allow("gdpr"))],
+    customer_id: int,
+) -> Response:
+    """Erase (anonymise) after the admin typed the customer's id and a reason."""
+    form = await request.form()
+    confirm = str(form.get("confirm") or "").strip()
+    reason = str(form.get("reason") or "").strip()[:500]
+    lang = info.language
+    if confirm != str(customer_id) or not reason:
+        return redirect(
+            request,
+            f"/customers/{customer_id}/erase",
+            error=ctx.ui.t("console.erase_unconfirmed", lang),
+        )
+    result = await crm.customers.erase_customer(customer_id, info.staff.actor, reason)
+    return redirect(request, f"/customers/{customer_id}", flash=result.message)
 
 
 # --- live inbox ----------------------------------------------------------------------------
