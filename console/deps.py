@@ -42,6 +42,8 @@ PAGE_ROLES: dict[str, tuple[str, ...]] = {
     "ticket": (ADMIN, AGENT),
     "ticket_change": (ADMIN, AGENT),
     "apikeys": (ADMIN,),
+    "staff": (ADMIN,),
+    "staff_change": (ADMIN,),
     "apikeys_change": (ADMIN,),
 }
 

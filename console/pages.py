@@ -34,8 +34,9 @@ from crm_core.conversations.handoff import AGENT_ROLES, HandoffService
 from crm_core.conversations.handoff_schemas import Owner
 from crm_core.conversations.models import Conversation
 from crm_core.customers.models import Customer
-from crm_core.errors import InvalidTransition, NotFound
+from crm_core.errors import InvalidTransition, NotFound, PermissionDenied
 from crm_core.services import CrmServices
+from crm_core.staff.models import ROLES
 from crm_core.support.desk import AgentDesk, DeskResult, NoDelivery, inbox
 from crm_core.tickets.models import Ticket
 from crm_core.tickets.state_machine import DONE_STATES, TicketStatus, allowed_targets
@@ -621,6 +622,82 @@ async def ticket_action(
     else:
         raise NotFound(f"no ticket action {action!r}")
     return redirect(request, path, flash=ctx.ui.t("console.done", lang), bad="0")
+
+
+# --- staff (admins) ------------------------------------------------------------------------
+
+
+@router.get("/admin/staff", response_class=HTMLResponse)
+async def staff_page(
+    request: Request,
+    ctx: Ctx,
+    crm: Crm,
+    info: Annotated[SessionInfo, Depends(Allow("staff"))],
+    flash: str | None = None,
+    bad: int = 0,
+) -> Response:
+    members = await crm.staff.list_staff(include_inactive=True)
+    return render(
+        request,
+        ctx,
+        "staff.html",
+        info,
+        members=members,
+        roles=ROLES,
+        flash=flash,
+        flash_bad=bool(bad),
+    )
+
+
+@router.post("/admin/staff", dependencies=[CsrfOk])
+async def staff_add(
+    request: Request,
+    ctx: Ctx,
+    crm: Crm,
+    info: Annotated[SessionInfo, Depends(Allow("staff_change"))],
+) -> Response:
+    """Add a staff member (a console login needs a password of 8+ characters)."""
+    form = await request.form()
+    tg = str(form.get("telegram_user_id") or "").strip()
+    member = await crm.staff.add_staff(
+        str(form.get("name") or ""),
+        str(form.get("role") or ""),
+        telegram_user_id=int(tg) if tg.isdigit() else None,
+        login=str(form.get("login") or "").strip() or None,
+        password=str(form.get("password") or "") or None,
+        languages=str(form.get("languages") or "zh,en"),
+    )
+    await crm.audit.record(info.staff.actor, "create", "staff", member.id, reason="console")
+    return redirect(
+        request,
+        "/admin/staff",
+        flash=ctx.ui.t("console.staff_added", info.language, name=member.name),
+    )
+
+
+@router.post("/admin/staff/{staff_id}/{action}", dependencies=[CsrfOk])
+async def staff_change(
+    request: Request,
+    ctx: Ctx,
+    crm: Crm,
+    info: Annotated[SessionInfo, Depends(Allow("staff_change"))],
+    staff_id: int,
+    action: str,
+) -> Response:
+    """Disable a staff member, or set a new password; either ends their console sessions."""
+    svc = access(ctx, crm)
+    if action == "disable":
+        if staff_id == info.staff.id:
+            raise PermissionDenied("you cannot disable your own account")
+        await crm.staff.deactivate(staff_id)
+    elif action == "password":
+        form = await request.form()
+        await crm.staff.set_password(staff_id, str(form.get("password") or ""))
+    else:
+        raise NotFound(f"no staff action {action!r}")
+    await svc.end_sessions_of(staff_id)
+    await crm.audit.record(info.staff.actor, action, "staff", staff_id, reason="console")
+    return redirect(request, "/admin/staff", flash=ctx.ui.t("console.done", info.language))
 
 
 # --- API keys (admins) ---------------------------------------------------------------------

@@ -46,6 +46,7 @@ GET_PAGES = [
     ("/tickets", "tickets"),
     ("/customers/{customer}/erase", "gdpr"),
     ("/admin/apikeys", "apikeys"),
+    ("/admin/staff", "staff"),
 ]
 
 
@@ -67,6 +68,7 @@ async def test_each_role_sees_exactly_the_pages_of_the_table(console: Console, r
             ("/admin/apikeys/999/revoke", "apikeys_change", {}),
             ("/inbox/1/claim", "inbox_action", {}),
             ("/customers/999999/export", "gdpr", {}),
+            ("/admin/staff/999999/disable", "staff_change", {}),
             ("/tickets/TK-00000001/status", "ticket_change", {"status": "triaged"}),
         ]
         for path, page, form in posts:
@@ -93,6 +95,8 @@ async def test_each_role_sees_exactly_the_pages_of_the_table(console: Console, r
         "/tickets/{ticket_number}/{action}",
         "/customers/{customer_id}/export",
         "/customers/{customer_id}/erase",
+        "/admin/staff",
+        "/admin/staff/{staff_id}/{action}",
     }
 
 
