@@ -293,10 +293,17 @@ def bot_cmd(
         )
         raise typer.Exit(2)
     _configure_logging(settings)
+    from bot.runtime import event_loop_factory
+
+    loop_factory = event_loop_factory(settings.bot.event_loop)
+    logging.getLogger("bot.runtime").info(
+        "event loop: %s", "uvloop" if loop_factory is not None else "asyncio"
+    )
     children = _spawn_workers(settings, workers, mode, warm_up) if worker_index == 0 else []
     try:
         run_async(
-            _run_bot(settings, mode, warm_up=warm_up, worker_index=worker_index, workers=workers)
+            _run_bot(settings, mode, warm_up=warm_up, worker_index=worker_index, workers=workers),
+            loop_factory,
         )
     finally:
         _stop_workers(children)

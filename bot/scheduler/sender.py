@@ -342,8 +342,7 @@ class Sender:
             while True:
                 try:
                     async with self.scope() as deliveries:
-                        for outcome in batch:
-                            await self._apply(deliveries, outcome)
+                        await self._apply_all(deliveries, batch)
                     break
                 except asyncio.CancelledError:
                     raise
@@ -363,6 +362,18 @@ class Sender:
                 if outcome.done is not None and not outcome.done.done():
                     outcome.done.set_result(None)
                 self._outcomes.task_done()
+
+    async def _apply_all(self, deliveries: Any, batch: list[_Outcome]) -> None:
+        """One transaction for the batch; sent rows in one statement when the service can."""
+        many = getattr(deliveries, "mark_sent_many", None)
+        rest = batch
+        if many is not None:
+            sent = [(o.push.delivery_id, o.message_id) for o in batch if o.kind == "sent"]
+            if sent:
+                await many(sent)
+            rest = [o for o in batch if o.kind != "sent"]
+        for outcome in rest:
+            await self._apply(deliveries, outcome)
 
     async def _apply(self, deliveries: Any, outcome: _Outcome) -> None:
         push = outcome.push
