@@ -105,7 +105,6 @@ async def login_submit(
     csrf: Annotated[str, Form(max_length=128)] = "",
     next: Annotated[str, Form(max_length=500)] = "/",
 ) -> Response:
-    language = ctx.settings.app.default_language
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE) or ""
     if not csrf or not cookie or not hmac.compare_digest(csrf, cookie):
         # No session yet: a double-submit token (cookie + form field) stops login CSRF.
@@ -148,7 +147,6 @@ async def login_submit(
         path="/",
     )
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
-    del language
     return response
 
 
