@@ -15,7 +15,12 @@ from app.settings import KbSection, load_settings
 
 kb_app = typer.Typer(help="Knowledge base: ingest articles, search, answer, evaluate.")
 
-STAGES = {"read": "Reading files", "embed": "Embedding chunks", "index": "Building index"}
+STAGES = {
+    "read": "Reading files",
+    "embed": "Embedding chunks",
+    "embed-en": "Embedding English chunks (English model)",
+    "index": "Building index",
+}
 STAGES_EVAL = {"embed": "Embedding corpus", "query": "Running queries"}
 
 

@@ -39,6 +39,7 @@ import os
 import platform
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,7 @@ from rich.table import Table  # noqa: E402
 
 from benchmarks.datasets import banking77_to_rasa, clinc150_to_rasa  # noqa: E402
 from nlu.evaluation import BackendReport, evaluate_embedded, evaluate_rasa  # noqa: E402
-from nlu.rasa_data import load_nlu_data, nlu_files  # noqa: E402
+from nlu.rasa_data import NluData, dump_nlu_yaml, load_nlu_data, nlu_files  # noqa: E402
 
 SHARED = Path(os.environ.get("HWCRM_SHARED_DATA", ROOT.parent / "shared" / "data"))
 OOS = "out_of_scope"
@@ -125,11 +126,26 @@ def run_one(dataset: str, backend: str, args: argparse.Namespace) -> BackendRepo
     refit = dataset == "banking77"  # final model on the full training split
     oos = OOS if dataset == "clinc150" else None
     test = load_nlu_data(files["test"])
+    if args.subsample > 1:
+        test = replace(test, examples=test.examples[:: args.subsample])
+    train, val = load_nlu_data(files["train"]), load_nlu_data(files["val"])
+    if args.drop_oos_train and oos is not None:
+        # A vendor's data has no out-of-scope examples: neither training nor validation
+        # keeps any (the test split keeps its 1,000). The embedded backend falls back on
+        # its built-in off-topic negatives (nlu/off_topic.txt).
+        train, val = _without(train, oos), _without(val, oos)
+        _say(f"--drop-oos-train: {len(train.examples)} train, {len(val.examples)} val, no {oos}")
+        if backend == "rasa":
+            folder = args.work_dir / f"{dataset}-no-oos"
+            folder.mkdir(parents=True, exist_ok=True)
+            for split, data in (("train", train), ("val", val)):
+                files[split] = folder / f"{split}.yml"
+                files[split].write_text(dump_nlu_yaml(data.examples), encoding="utf-8")
     if backend == "embedded":
         return evaluate_embedded(
-            load_nlu_data(files["train"]),
+            train,
             test,
-            validation=load_nlu_data(files["val"]),
+            validation=val,
             refit_with_validation=refit,
             oos_label=oos,
             embedder=args.embedder,
@@ -150,6 +166,11 @@ def run_one(dataset: str, backend: str, args: argparse.Namespace) -> BackendRepo
     )
 
 
+def _without(data: NluData, intent: str) -> NluData:
+    """A copy of `data` without the examples of `intent`."""
+    return replace(data, examples=[e for e in data.examples if e.intent != intent])
+
+
 def _pct(value: float | None) -> str:
     return "—" if value is None or value != value else f"{value * 100:.2f}"
 
@@ -162,6 +183,17 @@ def main() -> None:
     )
     parser.add_argument("--rasa-epochs", type=int, default=20, help="DIET epochs on public sets")
     parser.add_argument("--embedder", default="use-multilingual")
+    parser.add_argument(
+        "--drop-oos-train",
+        action="store_true",
+        help="CLINC150: remove the oos examples from train and validation (test keeps them)",
+    )
+    parser.add_argument(
+        "--subsample",
+        type=int,
+        default=0,
+        help="score only every N-th test message (quick development runs; 0 = all)",
+    )
     parser.add_argument("--rasa-venv", type=Path, default=ROOT / ".venv-rasa")
     parser.add_argument("--work-dir", type=Path, default=ROOT / "var" / "bench" / "nlu")
     parser.add_argument("--output", type=Path, default=ROOT / "var" / "bench" / "nlu_eval.jsonl")
@@ -180,6 +212,8 @@ def main() -> None:
                 "benchmark": "nlu_eval",
                 "dataset": dataset,
                 "backend": backend,
+                "drop_oos_train": bool(args.drop_oos_train and dataset == "clinc150"),
+                "subsample": args.subsample or None,
                 **{k: v for k, v in report.to_json().items() if k not in ("per_intent",)},
                 "rasa_epochs": (
                     args.rasa_epochs if backend == "rasa" and dataset != "ours" else None

@@ -145,7 +145,9 @@ def features(
             if index.articles[h.article_id].topic != top_topic
         ]
         margin = dense_top - (max(others) if others else 0.0)
-    best = params.dense_weight / (params.rrf_k + 1) + params.lexical_weight / (params.rrf_k + 1)
+    # The best score this query could reach (search sets it: English queries have a third
+    # ranking to fuse, see knowledge_base.search).
+    best = top.extra.get("rrf_max") or params.max_score(english=False)
     rrf = top.score / best if params.mode == "hybrid" and best > 0 else 0.0
     return np.array(
         [

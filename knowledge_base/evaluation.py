@@ -28,7 +28,7 @@ import numpy as np
 from knowledge_base.chunking import chunk_article, embedding_text
 from knowledge_base.embedders import Embedder
 from knowledge_base.index import ArticleMeta, ChunkMeta, KbIndex
-from knowledge_base.search import Mode, SearchParams, search_index
+from knowledge_base.search import Mode, SearchParams, english_query_vectors, search_index
 from knowledge_base.sources import SourceError, is_candidate, read_source
 from knowledge_base.text import detect_language
 from knowledge_base.vectors import IndexParams
@@ -132,8 +132,13 @@ def build_corpus_index(
     index_params: IndexParams | None = None,
     progress: ProgressCallback | None = None,
     batch_size: int = 32,
+    english_embedder: Embedder | None = None,
 ) -> KbIndex:
-    """A temporary in-memory index over corpus rows (long texts are chunked)."""
+    """A temporary in-memory index over corpus rows (long texts are chunked).
+
+    `english_embedder`: also build the English-only dense index over the English documents'
+    chunks (as ingestion does with `kb.english_embedder`).
+    """
     articles: list[ArticleMeta] = []
     chunks: list[ChunkMeta] = []
     texts: list[str] = []
@@ -175,6 +180,20 @@ def build_corpus_index(
         if parts
         else np.zeros((0, embedder.dim), dtype=np.float32)
     )
+    english = None
+    if english_embedder is not None:
+        language_of = {a.article_id: a.language for a in articles}
+        rows = [i for i, c in enumerate(chunks) if language_of[c.article_id] == "en"]
+        en_parts = [
+            english_embedder.encode([texts[i] for i in rows[start : start + batch_size]])
+            for start in range(0, len(rows), batch_size)
+        ]
+        en_vectors = (
+            np.vstack(en_parts).astype(np.float32)
+            if en_parts
+            else np.zeros((0, english_embedder.dim), dtype=np.float32)
+        )
+        english = (english_embedder.name, en_vectors, np.array(rows, dtype=np.int64))
     return KbIndex.build(
         articles=articles,
         chunks=chunks,
@@ -182,6 +201,7 @@ def build_corpus_index(
         vectors=vectors,
         params=index_params or IndexParams(index_type="flat"),
         manifest={"version": "eval", "embedder": embedder.name, "dim": int(vectors.shape[1])},
+        english=english,
     )
 
 
@@ -205,8 +225,13 @@ def run_queries(
     lang: str | None = None,
     depth: int = 100,
     progress: ProgressCallback | None = None,
+    english_embedder: Embedder | None = None,
 ) -> tuple[list[QueryOutcome], int]:
-    """Run every query one at a time, timed end to end; returns (outcomes, skipped)."""
+    """Run every query one at a time, timed end to end; returns (outcomes, skipped).
+
+    `english_embedder`: English queries are also embedded with it (timed) and its ranking
+    fused in, when the index has an English dense index (hybrid mode only).
+    """
     base = params or SearchParams()
     params = replace(base, mode=mode, candidates=max(base.candidates, min(len(index.chunks), 2000)))
     in_corpus = {a.article_id for a in index.article_list if lang is None or a.language == lang}
@@ -220,7 +245,12 @@ def run_queries(
         query = str(row["query"])
         start = time.perf_counter()
         vectors = None if mode == "lexical" else embedder.encode([query])
-        hits = search_index(index, [query], vectors, k=depth, lang=lang, params=params)[0]
+        english = None
+        if english_embedder is not None and index.english is not None and mode == "hybrid":
+            english = english_query_vectors(english_embedder, [query])
+        hits = search_index(
+            index, [query], vectors, k=depth, lang=lang, params=params, english_vectors=english
+        )[0]
         latency = (time.perf_counter() - start) * 1000
         outcomes.append(QueryOutcome(row, [h.article_id for h in hits], relevant, latency))
         if progress:
@@ -252,6 +282,7 @@ def evaluate_index(
     lang: str | None = None,
     depth: int = 100,
     progress: ProgressCallback | None = None,
+    english_embedder: Embedder | None = None,
 ) -> EvalResult:
     """Run every query (one at a time, timed end to end) and average the metrics.
 
@@ -266,6 +297,7 @@ def evaluate_index(
         lang=lang,
         depth=depth,
         progress=progress,
+        english_embedder=english_embedder,
     )
     return result_of(outcomes, skipped)
 
@@ -305,13 +337,16 @@ def evaluate_query_set(
     *,
     mode: Mode = "hybrid",
     params: SearchParams | None = None,
+    english_embedder: Embedder | None = None,
 ) -> dict[str, EvalResult]:
     """Our labelled sets: overall, per query language, and cross-lingual.
 
     Cross-lingual: queries tagged `cross_lingual_target`, searched in the *other*
     language's articles only (zh query → en articles and en → zh).
     """
-    outcomes, skipped = run_queries(index, embedder, queries, mode=mode, params=params)
+    outcomes, skipped = run_queries(
+        index, embedder, queries, mode=mode, params=params, english_embedder=english_embedder
+    )
     out: dict[str, EvalResult] = {"overall": result_of(outcomes, skipped)}
     for language in ("zh", "en"):
         subset = [o for o in outcomes if o.row.get("lang") == language]
@@ -326,7 +361,13 @@ def evaluate_query_set(
         ]
         if cross_queries:
             found, _ = run_queries(
-                index, embedder, cross_queries, mode=mode, params=params, lang=target
+                index,
+                embedder,
+                cross_queries,
+                mode=mode,
+                params=params,
+                lang=target,
+                english_embedder=english_embedder,
             )
             out[f"cross_{source}_to_{target}"] = result_of(found)
             cross_outcomes.extend(found)

@@ -4,6 +4,11 @@ A `KbIndex` is built in memory (ingestion, evaluation) and saved as one *version
 directory*. `index_dir/CURRENT` is a small JSON manifest naming the live version; it is
 replaced atomically with `os.replace`, so a reader sees either the old or the new version,
 never a half-written one (see `knowledge_base.store`).
+
+Besides the main (multilingual) vectors a version may hold a second dense index of a
+language-specific embedder over the English chunks only (`kb.english_embedder`, see
+`knowledge_base.search`): files `english.faiss.index`, `english_vectors.npy`,
+`english_ids.npy`, and `english_embedder` / `english_dim` in the manifest.
 """
 
 from __future__ import annotations
@@ -52,6 +57,20 @@ class ChunkMeta:
     text: str
 
 
+@dataclass
+class SecondaryDense:
+    """A second dense index over some of the chunks (the English ones), another embedder."""
+
+    embedder: str
+    faiss_index: Any
+    vectors: Matrix
+    chunk_ids: Ids
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1]) if self.vectors.ndim == 2 else 0
+
+
 class KbIndex:
     """Dense + lexical index over chunks, with article metadata; read-only once built."""
 
@@ -64,8 +83,11 @@ class KbIndex:
         chunks: list[ChunkMeta],
         articles: dict[str, ArticleMeta],
         vectors: Matrix,
+        english: SecondaryDense | None = None,
     ) -> None:
         self.manifest = manifest
+        self.english = english
+        """The English-only dense index (None when `kb.english_embedder` is off)."""
         self.faiss_index = faiss_index
         self.bm25 = bm25
         self.chunks = chunks
@@ -73,6 +95,11 @@ class KbIndex:
         self.vectors = vectors
         self.chunk_ids: Ids = np.array([c.chunk_id for c in chunks], dtype=np.int64)
         self.row_of: dict[int, int] = {c.chunk_id: i for i, c in enumerate(chunks)}
+        self.english_rows: npt.NDArray[np.int64] = np.array(
+            [self.row_of[int(i)] for i in english.chunk_ids] if english is not None else [],
+            dtype=np.int64,
+        )
+        """Row (into `chunks`) of each vector of the English index."""
         self.article_list: list[ArticleMeta] = list(articles.values())
         article_pos = {a.article_id: i for i, a in enumerate(self.article_list)}
         self.chunk_article: npt.NDArray[np.int64] = np.array(
@@ -99,8 +126,12 @@ class KbIndex:
         vectors: Matrix,
         params: IndexParams,
         manifest: dict[str, Any],
+        english: tuple[str, Matrix, Ids] | None = None,
     ) -> KbIndex:
-        """Build the faiss and BM25 indexes; `chunk_texts` is what BM25 indexes."""
+        """Build the faiss and BM25 indexes; `chunk_texts` is what BM25 indexes.
+
+        `english`: (embedder name, vectors, chunk ids) of the English-only dense index.
+        """
         import bm25s
 
         if len(chunks) != len(vectors) or len(chunks) != len(chunk_texts):
@@ -121,6 +152,19 @@ class KbIndex:
             "articles": len(articles),
             "chunks": len(chunks),
         }
+        secondary = None
+        if english is not None:
+            name, en_vectors, en_ids = english
+            en_ids = np.ascontiguousarray(en_ids, dtype=np.int64)
+            if len(en_vectors) != len(en_ids) or not set(en_ids.tolist()) <= set(ids.tolist()):
+                raise ValueError("english vectors must belong to indexed chunks, one per id")
+            en_vectors = np.ascontiguousarray(en_vectors, dtype=np.float32)
+            en_dim = int(en_vectors.shape[1]) if en_vectors.ndim == 2 and len(en_vectors) else 0
+            en_vectors = en_vectors.reshape(len(en_ids), en_dim)
+            secondary = SecondaryDense(
+                name, build_index(en_vectors, en_ids, params), en_vectors, en_ids
+            )
+            manifest.update(english_embedder=name, english_dim=en_dim, english_chunks=len(en_ids))
         return cls(
             manifest=manifest,
             faiss_index=faiss_index,
@@ -128,6 +172,7 @@ class KbIndex:
             chunks=chunks,
             articles={a.article_id: a for a in articles},
             vectors=vectors,
+            english=secondary,
         )
 
     # -- persistence ----------------------------------------------------------------------
@@ -149,6 +194,10 @@ class KbIndex:
         )
         if self.bm25 is not None:
             self.bm25.save(str(directory / "bm25"), show_progress=False)
+        if self.english is not None:
+            save_index(self.english.faiss_index, directory / "english.faiss.index")
+            np.save(directory / "english_vectors.npy", self.english.vectors)
+            np.save(directory / "english_ids.npy", self.english.chunk_ids)
         (directory / "manifest.json").write_text(json.dumps(self.manifest, indent=2))
 
     @classmethod
@@ -175,6 +224,18 @@ class KbIndex:
             bm25 = bm25s.BM25.load(str(directory / "bm25"), show_progress=False)
         if faiss_index.ntotal != len(chunks):
             raise ValueError(f"{directory}: faiss index and chunk list disagree")
+        english = None
+        if manifest.get("english_embedder"):
+            en_ids = np.load(directory / "english_ids.npy")
+            en_index = load_index(directory / "english.faiss.index", params)
+            if en_index.ntotal != len(en_ids):
+                raise ValueError(f"{directory}: english index and its ids disagree")
+            english = SecondaryDense(
+                str(manifest["english_embedder"]),
+                en_index,
+                np.load(directory / "english_vectors.npy"),
+                en_ids,
+            )
         return cls(
             manifest=manifest,
             faiss_index=faiss_index,
@@ -182,6 +243,7 @@ class KbIndex:
             chunks=chunks,
             articles={a.article_id: a for a in articles},
             vectors=vectors,
+            english=english,
         )
 
     # -- helpers for search ---------------------------------------------------------------

@@ -8,6 +8,9 @@
   file was ingested, that version stays in the index.
 - Switching the embedder (or the chunking settings) re-embeds everything: one index never
   mixes vectors of two embedders.
+- With `kb.english_embedder`, the English articles' chunks are also embedded with that
+  model into a second dense index (English queries fuse it in, `knowledge_base.search`);
+  its vectors are reused the same way, and switching that model re-embeds only them.
 - The new version is written completely, then published by atomically replacing
   `CURRENT` after the database transaction committed (`knowledge_base.store`).
 """
@@ -87,10 +90,12 @@ class Ingestor:
         index_params: IndexParams | None = None,
         keep_versions: int = 3,
         batch_size: int = 32,
+        english_embedder: Embedder | None = None,
     ) -> None:
         self.sessions = sessions
         self.store = IndexStore(index_dir)
         self.embedder = embedder
+        self.english_embedder = english_embedder
         self.chunk_size = chunk_size
         self.chunk_overlap = chunk_overlap
         self.max_file_bytes = max_file_bytes
@@ -117,6 +122,9 @@ class Ingestor:
             max_file_bytes=settings.max_file_bytes,
             index_params=index_params_from(settings),
             keep_versions=settings.keep_versions,
+            english_embedder=(
+                get_embedder(settings.english_embedder) if settings.english_embedder else None
+            ),
         )
 
     # -- reading --------------------------------------------------------------------------
@@ -163,6 +171,7 @@ class Ingestor:
         manifest = self.store.current_manifest()
         full_reason = self._full_reembed_reason(manifest)
         prev_vectors = self._previous_vectors(manifest) if full_reason is None else {}
+        prev_english = self._previous_english(manifest)
         report = IngestReport(
             version=None, published=False, skipped=skipped, full_reembed_reason=full_reason
         )
@@ -207,6 +216,7 @@ class Ingestor:
                 and not changed
                 and not reembed_rows
                 and manifest.get("index_type") == self._expected_index_type(manifest)
+                and manifest.get("english_embedder") == self._english_name
             )
             if nothing_to_do:
                 assert manifest is not None
@@ -273,8 +283,17 @@ class Ingestor:
                 key=lambda r: r.article_id,
             )
             version, seq = self.store.next_version()
+            changed_ids = set(vector_of)
+            english_of = {i: v for i, v in prev_english.items() if i not in changed_ids}
             index = await asyncio.to_thread(
-                self._build_index, final_rows, vector_of, prev_vectors, version, seq, progress
+                self._build_index,
+                final_rows,
+                vector_of,
+                prev_vectors,
+                version,
+                seq,
+                progress,
+                english_of,
             )
             self.store.write_version(index)
             try:
@@ -318,6 +337,29 @@ class Ingestor:
         ):
             return "chunking settings changed"
         return None
+
+    @property
+    def _english_name(self) -> str | None:
+        return self.english_embedder.name if self.english_embedder is not None else None
+
+    def _previous_english(self, manifest: dict[str, Any] | None) -> dict[int, np.ndarray]:
+        """Chunk id → English-model vector of the live version (same English model only)."""
+        if manifest is None or self.english_embedder is None:
+            return {}
+        if manifest.get("english_embedder") != self.english_embedder.name:
+            return {}
+        if (manifest.get("chunk_size"), manifest.get("chunk_overlap")) != (
+            self.chunk_size,
+            self.chunk_overlap,
+        ):
+            return {}
+        directory = self.store.version_dir(str(manifest["version"]))
+        try:
+            ids = np.load(directory / "english_ids.npy")
+            vectors = np.load(directory / "english_vectors.npy", mmap_mode="r")
+        except (FileNotFoundError, ValueError):
+            return {}
+        return {int(i): vectors[row] for row, i in enumerate(ids)}
 
     def _expected_index_type(self, manifest: dict[str, Any]) -> str:
         return self.index_params.resolve(int(manifest.get("chunks", 0)))
@@ -395,12 +437,23 @@ class Ingestor:
         version: str,
         seq: int,
         progress: ProgressCallback,
+        english_of: dict[int, np.ndarray] | None = None,
     ) -> KbIndex:
         articles: list[ArticleMeta] = []
         chunks: list[ChunkMeta] = []
         texts: list[str] = []
         vectors: list[np.ndarray] = []
+        english_ids: list[int] = []
+        english_missing: list[tuple[int, str]] = []
+        english_of = dict(english_of or {})
         for row in rows:
+            if self.english_embedder is not None and row.language == "en":
+                for chunk in row.chunks:
+                    english_ids.append(chunk.id)
+                    if chunk.id not in english_of:
+                        english_missing.append(
+                            (chunk.id, embedding_text(row.title, chunk.heading, chunk.text))
+                        )
             articles.append(ArticleMeta(**{**row.to_meta()}))
             for chunk in row.chunks:
                 chunks.append(
@@ -415,6 +468,23 @@ class Ingestor:
                 texts.append(embedding_text(row.title, chunk.heading, chunk.text))
                 vec = vector_of.get(chunk.id)
                 vectors.append(np.asarray(prev_vectors[chunk.id] if vec is None else vec))
+        english = None
+        if self.english_embedder is not None:
+            for start in range(0, len(english_missing), self.batch_size):
+                batch = english_missing[start : start + self.batch_size]
+                encoded = self.english_embedder.encode([t for _, t in batch], self.batch_size)
+                english_of.update((cid, vec) for (cid, _), vec in zip(batch, encoded, strict=True))
+                progress("embed-en", start + len(batch), len(english_missing))
+            english_matrix = (
+                np.vstack([np.asarray(english_of[i]) for i in english_ids]).astype(np.float32)
+                if english_ids
+                else np.zeros((0, self.english_embedder.dim), dtype=np.float32)
+            )
+            english = (
+                self.english_embedder.name,
+                english_matrix,
+                np.array(english_ids, dtype=np.int64),
+            )
         progress("index", 0, 1)
         matrix = (
             np.vstack(vectors).astype(np.float32)
@@ -437,6 +507,7 @@ class Ingestor:
             vectors=matrix,
             params=self.index_params,
             manifest=manifest,
+            english=english,
         )
         progress("index", 1, 1)
         return index

@@ -3,6 +3,11 @@
 Both retrievers rank *chunks*; each ranking is turned into an article ranking (an article
 ranks where its best chunk ranks), and the two article rankings are fused with weighted
 reciprocal rank fusion: score = w_dense / (k + rank_dense) + w_lexical / (k + rank_lexical).
+
+English queries (`query_language(query) == "en"`) get a third ranking when the index has an
+English-only dense index (`kb.english_embedder`, e.g. the packaged MiniLM over the English
+chunks): + w_english / (k + rank_english). The multilingual model keeps Chinese and
+cross-lingual queries working; the English model is better at English paraphrases.
 """
 
 from __future__ import annotations
@@ -14,8 +19,9 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from knowledge_base.embedders import Embedder
 from knowledge_base.index import KbIndex
-from knowledge_base.text import has_identifier, tokenize
+from knowledge_base.text import has_identifier, query_language, tokenize
 from knowledge_base.vectors import Matrix, search
 
 Mode = Literal["hybrid", "dense", "lexical"]
@@ -35,6 +41,14 @@ class SearchParams:
     # Multiplies lexical_weight for queries that name an exact identifier (stop code,
     # model number): for those, the lexical match is the stronger evidence.
     identifier_weight: float = 1.0
+    # Weight of the English-only dense ranking (English queries, hybrid mode, when the index
+    # has one); 0 turns it off.
+    english_weight: float = 1.0
+
+    def max_score(self, english: bool) -> float:
+        """The best possible fused score (rank 1 everywhere) of a query."""
+        best = (self.dense_weight + self.lexical_weight) / (self.rrf_k + 1)
+        return best + (self.english_weight / (self.rrf_k + 1) if english else 0.0)
 
 
 @dataclass
@@ -54,7 +68,10 @@ class SearchHit:
     lexical_score: float | None = None
     dense_rank: int | None = None
     lexical_rank: int | None = None
+    english_score: float | None = None
+    english_rank: int | None = None
     extra: dict[str, float] = field(default_factory=dict)
+    """`rrf_max`: the best fused score this query could reach (with or without English)."""
 
     @property
     def snippet(self) -> str:
@@ -132,6 +149,42 @@ def lexical_candidates(
     return [int(r) for r in top], [float(scores[r]) for r in top]
 
 
+EnglishVectors = Sequence[npt.NDArray[np.float32] | None]
+
+
+def english_query_vectors(embedder: Embedder | None, queries: Sequence[str]) -> EnglishVectors:
+    """English-model vectors of the English queries (None for the others, or no embedder)."""
+    if embedder is None:
+        return [None] * len(queries)
+    english = [i for i, q in enumerate(queries) if query_language(q) == "en"]
+    out: list[npt.NDArray[np.float32] | None] = [None] * len(queries)
+    if english:
+        vectors = embedder.encode([queries[i] for i in english])
+        for row, i in enumerate(english):
+            out[i] = vectors[row]
+    return out
+
+
+def english_candidates(
+    index: KbIndex,
+    vector: npt.NDArray[np.float32],
+    n: int,
+    chunk_mask: npt.NDArray[np.bool_] | None,
+) -> tuple[list[int], list[float]]:
+    """Top-n chunk rows and cosines of one query in the English-only dense index."""
+    english = index.english
+    if english is None or len(english.chunk_ids) == 0:
+        return [], []
+    allowed = None
+    if chunk_mask is not None:
+        allowed = english.chunk_ids[chunk_mask[index.english_rows]]
+        if len(allowed) == 0:
+            return [], []
+    scores, ids = search(english.faiss_index, vector.reshape(1, -1), n, allowed)
+    rows = [index.row_of[int(i)] for i in ids[0] if i >= 0]
+    return rows, [float(s) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0]
+
+
 def search_index(
     index: KbIndex,
     queries: Sequence[str],
@@ -141,8 +194,13 @@ def search_index(
     lang: str | None = None,
     category: str | None = None,
     params: SearchParams | None = None,
+    english_vectors: EnglishVectors | None = None,
 ) -> list[list[SearchHit]]:
-    """Ranked article hits per query. `query_vectors` is needed unless mode is lexical."""
+    """Ranked article hits per query. `query_vectors` is needed unless mode is lexical.
+
+    `english_vectors` (see :func:`english_query_vectors`): the English model's vectors of
+    the English queries; used in hybrid mode when the index has an English dense index.
+    """
     params = params or SearchParams()
     if not index.chunks:
         return [[] for _ in queries]
@@ -167,21 +225,44 @@ def search_index(
             if use_lexical
             else _Ranked()
         )
+        english = _Ranked()
+        vector = english_vectors[qi] if english_vectors is not None else None
+        use_english = (
+            params.mode == "hybrid"
+            and params.english_weight > 0
+            and vector is not None
+            and index.english is not None
+        )
+        if use_english:
+            assert vector is not None
+            english = _aggregate(
+                index, *english_candidates(index, vector, n_candidates, chunk_mask)
+            )
         query_params = params
         if params.identifier_weight != 1.0 and use_dense and use_lexical and has_identifier(query):
             query_params = replace(
                 params, lexical_weight=params.lexical_weight * params.identifier_weight
             )
-        results.append(_fuse(index, dense, lexical, query_params, k))
+        results.append(
+            _fuse(index, dense, lexical, query_params, k, english, use_english=use_english)
+        )
     return results
 
 
 def _fuse(
-    index: KbIndex, dense: _Ranked, lexical: _Ranked, params: SearchParams, k: int
+    index: KbIndex,
+    dense: _Ranked,
+    lexical: _Ranked,
+    params: SearchParams,
+    k: int,
+    english: _Ranked | None = None,
+    *,
+    use_english: bool = False,
 ) -> list[SearchHit]:
     rk = params.rrf_k
+    english = english or _Ranked()
     scored: list[tuple[float, float, int]] = []
-    for article in set(dense.rank) | set(lexical.rank):
+    for article in set(dense.rank) | set(lexical.rank) | set(english.rank):
         if params.mode == "dense":
             score = dense.score[article]
         elif params.mode == "lexical":
@@ -192,12 +273,15 @@ def _fuse(
                 score += params.dense_weight / (rk + dense.rank[article])
             if article in lexical.rank:
                 score += params.lexical_weight / (rk + lexical.rank[article])
+            if article in english.rank:
+                score += params.english_weight / (rk + english.rank[article])
         tie = dense.score.get(article, -1.0)
         scored.append((score, tie, article))
     scored.sort(key=lambda t: (-t[0], -t[1], t[2]))
+    rrf_max = params.max_score(use_english)
     hits = []
     for score, _tie, article in scored[:k]:
-        row = _best_row(index, article, dense, lexical, params)
+        row = _best_row(index, article, dense, lexical, params, english)
         chunk = index.chunks[row]
         meta = index.article_list[article]
         hits.append(
@@ -215,28 +299,39 @@ def _fuse(
                 lexical_score=lexical.score.get(article),
                 dense_rank=dense.rank.get(article),
                 lexical_rank=lexical.rank.get(article),
+                english_score=english.score.get(article),
+                english_rank=english.rank.get(article),
+                extra={"rrf_max": rrf_max},
             )
         )
     return hits
 
 
 def _best_row(
-    index: KbIndex, article: int, dense: _Ranked, lexical: _Ranked, params: SearchParams
+    index: KbIndex,
+    article: int,
+    dense: _Ranked,
+    lexical: _Ranked,
+    params: SearchParams,
+    english: _Ranked | None = None,
 ) -> int:
     """The article's chunk with the best chunk-level fused score."""
-    if article not in lexical.best_row:
-        return dense.best_row[article]
-    if article not in dense.best_row:
-        return lexical.best_row[article]
-    candidates = {dense.best_row[article], lexical.best_row[article]}
+    english = english or _Ranked()
+    rankings = [
+        (r, w)
+        for r, w in (
+            (dense, params.dense_weight),
+            (lexical, params.lexical_weight),
+            (english, params.english_weight),
+        )
+        if article in r.best_row
+    ]
+    if len(rankings) == 1:
+        return rankings[0][0].best_row[article]
+    candidates = {r.best_row[article] for r, _ in rankings}
     rk = params.rrf_k
 
     def fused(row: int) -> float:
-        score = 0.0
-        if row in dense.chunk_rank:
-            score += params.dense_weight / (rk + dense.chunk_rank[row])
-        if row in lexical.chunk_rank:
-            score += params.lexical_weight / (rk + lexical.chunk_rank[row])
-        return score
+        return sum(w / (rk + r.chunk_rank[row]) for r, w in rankings if row in r.chunk_rank)
 
     return max(sorted(candidates), key=fused)

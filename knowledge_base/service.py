@@ -26,7 +26,14 @@ from knowledge_base.answer import (
 )
 from knowledge_base.embedders import Embedder, get_embedder
 from knowledge_base.index import KbIndex
-from knowledge_base.search import Mode, SearchHit, SearchParams, search_index
+from knowledge_base.search import (
+    EnglishVectors,
+    Mode,
+    SearchHit,
+    SearchParams,
+    english_query_vectors,
+    search_index,
+)
 from knowledge_base.store import IndexStore
 from knowledge_base.text import query_language
 from knowledge_base.vectors import IndexParams
@@ -74,6 +81,7 @@ def search_params_from(settings: Any, mode: Mode = "hybrid") -> SearchParams:
         dense_weight=settings.dense_weight,
         lexical_weight=settings.lexical_weight,
         candidates=settings.candidates,
+        english_weight=settings.english_weight if settings.english_embedder else 0.0,
     )
 
 
@@ -91,9 +99,13 @@ class KnowledgeBase:
         answer_threshold: float = 0.5,
         reload_interval_s: float = 1.0,
         monotonic: Callable[[], float] = time.monotonic,
+        english_embedder: Embedder | None = None,
     ) -> None:
         self.store = IndexStore(index_dir)
         self.embedder = embedder
+        self.english_embedder = english_embedder
+        """Second dense retriever for English queries (kb.english_embedder); None = off."""
+        self._english_warned: str | None = None
         self.search_params = search_params or SearchParams()
         self.index_params = index_params or IndexParams()
         self.calibration = calibration or load_calibration(DEFAULT_CALIBRATION_FILE, embedder.name)
@@ -117,6 +129,9 @@ class KnowledgeBase:
             calibration=load_calibration(settings.calibration_file, embedder.name),
             answer_threshold=settings.answer_threshold,
             reload_interval_s=settings.reload_interval_s,
+            english_embedder=(
+                get_embedder(settings.english_embedder) if settings.english_embedder else None
+            ),
         )
 
     # -- the live index -------------------------------------------------------------------
@@ -168,6 +183,30 @@ class KnowledgeBase:
 
     # -- search ---------------------------------------------------------------------------
 
+    def _english_vectors(
+        self, index: KbIndex, queries: Sequence[str], params: SearchParams
+    ) -> EnglishVectors | None:
+        """The English model's vectors of the English queries, when the index has a matching
+        English dense index (an index built before `kb.english_embedder` was set simply goes
+        without it until the next `hwcrm kb ingest`)."""
+        english = self.english_embedder
+        if english is None or index.english is None or params.mode != "hybrid":
+            return None
+        if params.english_weight <= 0:
+            return None
+        if index.english.embedder != english.name:
+            if self._english_warned != index.version:
+                self._english_warned = index.version
+                log.warning(
+                    "index %s has English vectors of %r, kb.english_embedder is %r: not used; "
+                    "run `hwcrm kb ingest` to re-embed",
+                    index.version,
+                    index.english.embedder,
+                    english.name,
+                )
+            return None
+        return english_query_vectors(english, queries)
+
     def search(
         self,
         query: str,
@@ -195,7 +234,14 @@ class KnowledgeBase:
             params = replace(params, mode=mode)
         vectors = None if params.mode == "lexical" else self.embedder.encode(list(queries))
         return search_index(
-            index, queries, vectors, k=k, lang=lang, category=category, params=params
+            index,
+            queries,
+            vectors,
+            k=k,
+            lang=lang,
+            category=category,
+            params=params,
+            english_vectors=self._english_vectors(index, queries, params),
         )
 
     # -- answer ---------------------------------------------------------------------------
@@ -211,7 +257,13 @@ class KnowledgeBase:
         index = self.require()
         vectors = self.embedder.encode(list(queries))
         hit_lists = search_index(
-            index, queries, vectors, k=10, category=category, params=self.search_params
+            index,
+            queries,
+            vectors,
+            k=10,
+            category=category,
+            params=self.search_params,
+            english_vectors=self._english_vectors(index, queries, self.search_params),
         )
         return [
             build_answer(

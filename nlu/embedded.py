@@ -12,7 +12,11 @@ Rasa service is configured. Trained from the same data as Rasa (``nlu/rasa/data`
   validation predictions so confidences are calibrated;
 - out of scope: trained as a class when the data has ``out_of_scope`` examples, plus a
   confidence threshold chosen on the validation predictions (maximising the mean of
-  in-scope accuracy and out-of-scope recall);
+  in-scope accuracy and out-of-scope recall). A vendor's data usually has none: then the
+  built-in bilingual off-topic messages (``nlu/off_topic.txt``) stand in for them — those
+  close to a training example are dropped (the vendor's data says they are in scope), 70 %
+  train the out-of-scope class and 30 % are held out as out-of-scope validation examples
+  for the threshold (with cross-validation all of them take part in the folds);
 - entities: :class:`~nlu.entities.RuleEntityExtractor` (regexes, lookup tables, synonyms,
   a symptom gazetteer from the annotations).
 
@@ -51,6 +55,7 @@ log = logging.getLogger(__name__)
 MODEL_FORMAT = 2
 MODEL_FILE = "embedded.joblib"
 FINGERPRINT_FILE = "embedded.fingerprint.json"
+OFF_TOPIC_FILE = Path(__file__).resolve().parent / "off_topic.txt"
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -99,6 +104,12 @@ class EmbeddedConfig:
     max_iter: int = 2000
     threshold: float | None = None
     """Fixed out-of-scope threshold; None = chosen on validation data."""
+    builtin_negatives: bool = True
+    """Use ``nlu/off_topic.txt`` as out-of-scope examples when the data has none."""
+    negatives_holdout: float = 0.3
+    """Share of the built-in negatives held out for the threshold (given validation data)."""
+    negatives_conflict: float = 0.8
+    """Built-in negatives with a cosine ≥ this to a training example are dropped."""
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -119,6 +130,8 @@ def data_fingerprint(files: Sequence[Path], config: EmbeddedConfig) -> str:
     digest = hashlib.sha256()
     digest.update(f"format={MODEL_FORMAT};sklearn={_sklearn_version()}".encode())
     digest.update(json.dumps(config.to_json(), sort_keys=True).encode())
+    if config.builtin_negatives and OFF_TOPIC_FILE.is_file():
+        digest.update(b"off-topic\0" + OFF_TOPIC_FILE.read_bytes() + b"\0")
     for path in sorted(files, key=lambda p: p.name):
         digest.update(path.name.encode())
         digest.update(b"\0")
@@ -303,6 +316,8 @@ class TrainingReport:
     validation_objective: float
     seconds: float
     candidates: list[dict[str, Any]] = field(default_factory=list)
+    negatives: dict[str, Any] = field(default_factory=dict)
+    """Built-in off-topic negatives used (counts), empty when the data had its own."""
 
 
 class EmbeddedModel:
@@ -475,6 +490,58 @@ class EmbeddedModel:
         return model
 
 
+# --- built-in out-of-scope negatives ---------------------------------------------------
+
+
+def load_off_topic(path: Path = OFF_TOPIC_FILE) -> list[str]:
+    """The built-in off-topic messages (one per line; ``#`` comments and blanks skipped)."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return list(dict.fromkeys(s for s in (line.strip() for line in lines) if s and s[0] != "#"))
+
+
+def split_off_topic(
+    texts: Sequence[str], holdout_fraction: float, seed: int
+) -> tuple[list[str], list[str]]:
+    """(train, held out): a seeded shuffle per language, so both halves stay bilingual."""
+    rng = np.random.default_rng(seed)
+    train: list[str] = []
+    held: list[str] = []
+    for lang in ("zh", "en"):
+        group = [t for t in texts if detect_language(t) == lang]
+        order = rng.permutation(len(group))
+        cut = round(len(group) * holdout_fraction)
+        held.extend(group[i] for i in sorted(order[:cut]))
+        train.extend(group[i] for i in sorted(order[cut:]))
+    return train, held
+
+
+def builtin_negatives(
+    embedder: Embedder,
+    train_embeddings: npt.NDArray[np.float32],
+    config: EmbeddedConfig,
+    path: Path = OFF_TOPIC_FILE,
+) -> tuple[list[str], npt.NDArray[np.float32], dict[str, Any]]:
+    """The built-in negatives that do not collide with the training data, embedded.
+
+    A negative whose cosine to some training example is ≥ ``config.negatives_conflict``
+    is dropped: if the vendor trained "what's the weather" as an intent, weather is in
+    scope for that bot. Returns (texts, embeddings, counts for the training report).
+    """
+    texts = [prepare_text(t).text or " " for t in load_off_topic(path)]
+    emb = embedder.encode(texts)
+    keep = np.ones(len(texts), dtype=bool)
+    if len(train_embeddings):
+        with single_threaded_blas():
+            best = np.zeros(len(texts), dtype=np.float32)
+            for start in range(0, len(train_embeddings), 4096):
+                block = train_embeddings[start : start + 4096]
+                best = np.maximum(best, (emb @ block.T).max(axis=1))
+        keep = best < config.negatives_conflict
+    kept = [t for t, k in zip(texts, keep, strict=True) if k]
+    info = {"file": path.name, "total": len(texts), "dropped_as_in_scope": int((~keep).sum())}
+    return kept, emb[keep], info
+
+
 def _validation_splits(
     y: npt.NDArray[np.int64], config: EmbeddedConfig
 ) -> tuple[str, list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]]]:
@@ -523,24 +590,56 @@ def train_embedded(
     texts = [prepare_text(e.text).text or " " for e in data.examples]
     if not texts:
         raise ValueError("no training examples")
-    label_names = sorted(
-        {e.intent for e in data.examples}
-        | ({e.intent for e in validation.examples} if validation else set())
-    )
-    index = {name: i for i, name in enumerate(label_names)}
-    y = np.array([index[e.intent] for e in data.examples], dtype=np.int64)
-    if len(label_names) < 2:
+    intents = [e.intent for e in data.examples]
+    val_intents = [e.intent for e in validation.examples] if validation else []
+    if len(set(intents) | set(val_intents)) < 2:
         raise ValueError("need at least two intents to train a classifier")
     say(f"embedding {len(texts)} training examples with {embedder.name}")
     emb = embedder.encode(texts)
-
-    if validation is not None and validation.examples:
+    given = validation is not None and bool(validation.examples)
+    val_texts: list[str] = []
+    emb_val = emb[:0]
+    if given:
+        assert validation is not None
         val_texts = [prepare_text(e.text).text or " " for e in validation.examples]
-        y_val = np.array([index[e.intent] for e in validation.examples], dtype=np.int64)
         emb_val = embedder.encode(val_texts)
+
+    # No out-of-scope examples: the built-in off-topic messages stand in for them.
+    negatives_report: dict[str, Any] = {}
+    if config.builtin_negatives and config.oos_label not in set(intents) | set(val_intents):
+        neg_texts, neg_emb, negatives_report = builtin_negatives(embedder, emb, config)
+        neg_train, neg_held = (
+            split_off_topic(neg_texts, config.negatives_holdout, config.seed)
+            if given
+            else (neg_texts, [])
+        )
+        row_of = {t: i for i, t in enumerate(neg_texts)}
+        train_rows = [row_of[t] for t in neg_train]
+        held_rows = [row_of[t] for t in neg_held]
+        texts = texts + neg_train
+        emb = np.vstack([emb, neg_emb[train_rows]]).astype(np.float32)
+        intents = intents + [config.oos_label] * len(neg_train)
+        if given:
+            val_texts = val_texts + neg_held
+            emb_val = np.vstack([emb_val, neg_emb[held_rows]]).astype(np.float32)
+            val_intents = val_intents + [config.oos_label] * len(neg_held)
+        negatives_report.update(train=len(neg_train), validation=len(neg_held))
+        say(
+            f"no {config.oos_label} examples: using {len(neg_texts)} built-in off-topic "
+            f"messages ({len(neg_train)} train, {len(neg_held)} validation; "
+            f"{negatives_report['dropped_as_in_scope']} dropped as too close to the data)"
+        )
+
+    label_names = sorted(set(intents) | set(val_intents))
+    index = {name: i for i, name in enumerate(label_names)}
+    y = np.array([index[i] for i in intents], dtype=np.int64)
+    if len(label_names) < 2:
+        raise ValueError("need at least two intents to train a classifier")
+    if given:
+        y_val = np.array([index[i] for i in val_intents], dtype=np.int64)
         scheme = "given"
     else:
-        val_texts, y_val, emb_val = [], np.zeros(0, dtype=np.int64), emb[:0]
+        y_val = np.zeros(0, dtype=np.int64)
         scheme, splits = _validation_splits(y, config)
 
     oos = config.oos_label if config.oos_label in label_names else None
@@ -629,6 +728,7 @@ def train_embedded(
         validation_objective=objective,
         seconds=time.perf_counter() - started,
         candidates=candidates,
+        negatives=negatives_report,
     )
     model = EmbeddedModel(
         labels=label_names,

@@ -188,7 +188,13 @@ def evaluate_embedded(
         from knowledge_base.cache import CachingEmbedder
 
         train_embedder = CachingEmbedder(embedder, cache_dir)
-    config = config or EmbeddedConfig(embedder=embedder.name, oos_label=oos_label or "out_of_scope")
+    # A closed-set benchmark (oos_label None, e.g. Banking77) gets no built-in negatives:
+    # nothing in its test set is out of scope.
+    config = config or EmbeddedConfig(
+        embedder=embedder.name,
+        oos_label=oos_label or "out_of_scope",
+        builtin_negatives=oos_label is not None,
+    )
     started = time.perf_counter()
     model = train_embedded(
         train,
@@ -231,6 +237,7 @@ def evaluate_embedded(
         "validation_accuracy": round(model.report.validation_accuracy, 4),
         "temperature": round(model.temperature, 4),
         "n_train": model.report.n_train,
+        "builtin_negatives": model.report.negatives,
         "threshold_sweep_on_test": sweep,
         # CPU time of this thread per message: what a parse costs without waiting for a core
         # (wall-clock latency on a shared machine includes the wait).

@@ -5,7 +5,7 @@ chunk that matched. Existing rows get an empty list and their content hash is cl
 the next `hwcrm kb ingest` reads every article again and fills it in.
 
 Revision ID: 0009_render
-Revises: 0002_kb
+Revises: 0004_console
 Create Date: 2026-12-03 13:10:00
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0009_render"
-down_revision: str | Sequence[str] | None = "0002_kb"
+down_revision: str | Sequence[str] | None = "0004_console"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
