@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import typer
@@ -33,10 +33,15 @@ cli.add_typer(config_app, name="config")
 cli.add_typer(db_app, name="db")
 
 
-def run_async(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine for a CLI command; a database that is behind is a clean error."""
+def run_async(
+    coro: Coroutine[Any, Any, T],
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
+) -> T:
+    """Run a coroutine for a CLI command (on a loop from `loop_factory`, default asyncio's);
+    a database that is behind is a clean error."""
     try:
-        return asyncio.run(coro)
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            return runner.run(coro)
     except SchemaBehindError as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
@@ -85,9 +90,29 @@ def db_current() -> None:
 def _register_subcommands() -> None:
     # Feature command groups live next to their feature; registering them here keeps one
     # entry point. Imports are cheap: heavy models load lazily inside the commands.
-    from app import cli_bot, cli_demo, cli_importexport, cli_kb, cli_nlu, cli_staff
+    from app import (
+        cli_bot,
+        cli_campaign,
+        cli_console,
+        cli_demo,
+        cli_importexport,
+        cli_kb,
+        cli_nlu,
+        cli_scheduler,
+        cli_staff,
+    )
 
-    for module in (cli_staff, cli_importexport, cli_demo, cli_kb, cli_nlu, cli_bot):
+    for module in (
+        cli_staff,
+        cli_importexport,
+        cli_demo,
+        cli_kb,
+        cli_nlu,
+        cli_bot,
+        cli_console,
+        cli_scheduler,
+        cli_campaign,
+    ):
         module.register(cli)
 
 

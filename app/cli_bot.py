@@ -83,6 +83,7 @@ class Prepared:
     kb_chunks: int = 0
     nlu_trained: bool = False
     nlu_intents: int = 0
+    demo_logins: list[tuple[str, str, str]] = field(default_factory=list)
     steps: dict[str, float] = field(default_factory=dict)
 
 
@@ -121,6 +122,10 @@ async def prepare(container: Container, *, quiet: bool = False) -> Prepared:
 
                 await seed_demo(session, options, on_progress, crm_settings=settings.crm)
             result.seeded = True
+    from crm_core.demo.logins import set_demo_passwords
+
+    async with container.unit_of_work() as session:
+        result.demo_logins = await set_demo_passwords(session, container.clock)
     async with container.unit_of_work() as session:
         result.customers = int(await session.scalar(select(func.count(Customer.id))) or 0)
         result.orders = int(await session.scalar(select(func.count(Order.id))) or 0)
@@ -197,8 +202,10 @@ async def _prepare_nlu(container: Container, result: Prepared, *, quiet: bool) -
     result.nlu_intents = len(model.labels)
 
 
-def _summary(result: Prepared, settings: Settings, *, chat_next: bool) -> None:
-    from app.cli import cli, console
+def _summary(
+    result: Prepared, settings: Settings, *, chat_next: bool, console_next: bool = False
+) -> None:
+    from app.cli import console
     from crm_core.demo import DEMO_IDENTITIES
 
     def did(flag: bool, verb: str) -> str:
@@ -230,12 +237,12 @@ def _summary(result: Prepared, settings: Settings, *, chat_next: bool) -> None:
         )
     table.add_row("hwcrm chat --as-agent 9001", "also the staff group, as agent wang.fang")
     console.print(table)
-    names = {c.name for c in cli.registered_commands} | {g.name for g in cli.registered_groups}
-    if "console" in names:
-        console.print(
-            f"  hwcrm console   the staff console on "
-            f"http://{settings.console.host}:{settings.console.port}/login"
-        )
+    from app.cli_demo import print_demo_logins
+    from app.console import console_url
+
+    how = "starting now" if console_next else "serve it with `hwcrm console`"
+    console.print(f"  staff console   {console_url(settings)} ({how})")
+    print_demo_logins(result.demo_logins)
     if chat_next:
         console.print("Starting the chat as demo customer 1001 (张伟) — :help for commands.\n")
 
@@ -286,10 +293,17 @@ def bot_cmd(
         )
         raise typer.Exit(2)
     _configure_logging(settings)
+    from bot.runtime import event_loop_factory
+
+    loop_factory = event_loop_factory(settings.bot.event_loop)
+    logging.getLogger("bot.runtime").info(
+        "event loop: %s", "uvloop" if loop_factory is not None else "asyncio"
+    )
     children = _spawn_workers(settings, workers, mode, warm_up) if worker_index == 0 else []
     try:
         run_async(
-            _run_bot(settings, mode, warm_up=warm_up, worker_index=worker_index, workers=workers)
+            _run_bot(settings, mode, warm_up=warm_up, worker_index=worker_index, workers=workers),
+            loop_factory,
         )
     finally:
         _stop_workers(children)
@@ -412,7 +426,38 @@ async def _chat(
             with console.status("loading the models…"):
                 await warm()
         chat = TerminalChat(deps, customer_id=customer, lang=lang, agent_id=agent, console=console)
-        await chat.run(read_line or make_reader(console))
+        delivery = _chat_delivery(chat, customer)
+        try:
+            await chat.run(read_line or make_reader(console))
+        finally:
+            if delivery is not None:
+                await delivery.stop()
+
+
+def _chat_delivery(chat: Any, customer: int) -> Any:
+    """The embedded scheduler + sender next to the terminal chat, so a follow-up or a campaign
+    push to the customer on the terminal shows up while chatting. It sends only that chat's
+    pushes (the other customers' stay queued for the real bot)."""
+    import inspect
+
+    from bot.scheduler.embedded import EmbeddedDelivery
+    from crm_core.campaigns.delivery import DeliveryService
+
+    ratelimit = chat.dp.runtime.ratelimit
+    if ratelimit is None:
+        return None
+    can_filter = "chat_ids" in inspect.signature(DeliveryService.claim_due).parameters
+    deps = chat.deps
+    return EmbeddedDelivery.start(
+        deps.settings,
+        deps.sessions,
+        deps.clock,
+        chat.bot,
+        ratelimit.limiter,
+        sending=can_filter,
+        on_sent=chat.render_new,
+        only_chats=frozenset({customer}),
+    )
 
 
 def start_cmd(
@@ -444,12 +489,43 @@ def start_cmd(
     console.print(f"[dim]prepared in {time.perf_counter() - started:.1f}s[/dim]")
     if has_token:
         _configure_logging(settings)
+        _summary(result, settings, chat_next=False, console_next=True)
+        start_console_thread(settings)
         console.print(f"starting the Telegram bot ({settings.bot.mode} mode)…")
         run_async(_run_bot(settings, None))
         return
     interactive = sys.stdin.isatty() if chat is None else chat
-    _summary(result, settings, chat_next=interactive)
+    _summary(result, settings, chat_next=interactive, console_next=interactive)
     if not interactive:
         return
+    start_console_thread(settings)
     run_async(_chat(settings, 1001, None, None, prepare_first=False))
     console.print("bye")
+
+
+def start_console_thread(settings: Settings) -> Any:
+    """Serve the staff console beside the chat/bot (a daemon thread with its own event loop
+    and container; it stops with the process)."""
+    import asyncio
+    import threading
+
+    def run() -> None:
+        import uvicorn
+
+        from app.cli_console import uvicorn_config
+        from app.console import build_console_app
+        from app.container import container_scope
+
+        async def serve() -> None:
+            async with container_scope(settings) as container:
+                server = uvicorn.Server(uvicorn_config(build_console_app(container), settings))
+                await server.serve()
+
+        try:
+            asyncio.run(serve())
+        except Exception:
+            logging.getLogger("console").exception("the staff console stopped")
+
+    thread = threading.Thread(target=run, name="console", daemon=True)
+    thread.start()
+    return thread

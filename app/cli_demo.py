@@ -105,19 +105,40 @@ def seed(
                         else:
                             bar.update(analytics_task[0], completed=done)
 
-                    return await seed_demo(
+                    summary = await seed_demo(
                         session,
                         options,
                         on_progress,
                         crm_settings=container.settings.crm if analytics else None,
                     )
+            async with container.unit_of_work() as session:
+                logins.extend(await set_demo_passwords(session, container.clock))
+            return summary
 
+    from crm_core.demo.logins import set_demo_passwords
+
+    logins: list[tuple[str, str, str]] = []
     try:
         summary = run_async(go())
     except DomainError as exc:
         err_console.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(1) from None
     _render_summary(summary)
+    print_demo_logins(logins)
+
+
+def print_demo_logins(logins: list[tuple[str, str, str]]) -> None:
+    """The demo staff's console logins (demo data only: printed on purpose)."""
+    from app.cli import console
+
+    if not logins:
+        return
+    table = Table(title="Console demo logins (demo data only)", title_justify="left")
+    for column in ("login", "role", "password"):
+        table.add_column(column, no_wrap=True)
+    for login, role, password in logins:
+        table.add_row(login, role, password)
+    console.print(table)
 
 
 @demo_app.command("identities")

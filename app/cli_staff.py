@@ -140,6 +140,50 @@ def staff_deactivate(staff_id: int = typer.Argument(..., help="Staff id.")) -> N
     console.print(f"staff member #{staff.id} {escape(staff.name)} is deactivated")
 
 
+@staff_app.command("disable")
+def staff_disable(staff_id: int = typer.Argument(..., help="Staff id.")) -> None:
+    """Disable a staff member: no more console or staff-group access, every console session
+    ends (their history stays attributed to them)."""
+    from crm_core.access.service import AccessService
+
+    async def work(container: Container, session: AsyncSession) -> tuple[StaffDTO, int]:
+        staff = await StaffService(session, container.clock).deactivate(staff_id)
+        ended = await AccessService(session, container.clock).end_sessions_of(staff_id)
+        return staff, ended
+
+    staff, ended = _in_unit_of_work(work)
+    console.print(
+        f"staff member #{staff.id} {escape(staff.name)} is disabled ({ended} session(s) ended)"
+    )
+
+
+@staff_app.command("passwd")
+def staff_passwd(
+    staff_id: int = typer.Argument(..., help="Staff id."),
+    login: str | None = typer.Option(
+        None, "--login", help="Give a staff member without a console login this login."
+    ),
+) -> None:
+    """Set a staff member's console password (prompted, or $HWCRM_STAFF_PASSWORD); their
+    other console sessions end."""
+    from crm_core.access.service import AccessService
+
+    password = os.environ.get(PASSWORD_ENV) or typer.prompt(
+        "New password", hide_input=True, confirmation_prompt=True
+    )
+
+    async def work(container: Container, session: AsyncSession) -> StaffDTO:
+        service = StaffService(session, container.clock)
+        if login:
+            await service.set_login(staff_id, login)
+        await service.set_password(staff_id, password)
+        await AccessService(session, container.clock).end_sessions_of(staff_id)
+        return await service.get(staff_id)
+
+    staff = _in_unit_of_work(work)
+    console.print(f"password of #{staff.id} {escape(staff.name)} ({staff.login}) is set")
+
+
 @customer_app.command("find")
 def customer_find(
     query: str = typer.Argument(

@@ -16,6 +16,7 @@ from crm_core.migrate import ensure_schema
 
 if TYPE_CHECKING:
     from bot.deps import BotDeps
+    from crm_core.services import CrmServices
 
 
 @dataclass
@@ -31,6 +32,15 @@ class Container:
     def unit_of_work(self) -> AbstractAsyncContextManager[AsyncSession]:
         """A transaction: commit on success, roll back on error."""
         return unit_of_work(self.sessions)
+
+    def crm(self, session: AsyncSession) -> CrmServices:
+        """The CRM services of one unit of work, with the campaigns settings and locale texts."""
+        from bot.i18n import Translator
+        from crm_core.services import CrmServices
+
+        return CrmServices(
+            session, self.clock, self.settings.crm, self.settings.campaigns, texts=Translator()
+        )
 
     def bot_deps(self, *, nlu: Any | None = None, kb: Any | None = None) -> BotDeps:
         """What the bot's handlers receive (built once). The knowledge base and the NLU
@@ -138,12 +148,13 @@ async def build_container(
     if check_schema:
         await ensure_schema(settings.db.url)
     engine = create_engine(settings.db.url, echo=settings.db.echo, pool_size=settings.db.pool_size)
-    return Container(
-        settings=settings,
-        engine=engine,
-        sessions=create_session_factory(engine),
-        clock=clock or SystemClock(),
-    )
+    sessions = create_session_factory(engine)
+    clock = clock or SystemClock()
+    # Ticket and handoff changes enqueue webhook deliveries in their own transaction.
+    from crm_core.webhooks.service import install_outbox
+
+    install_outbox(sessions, clock)
+    return Container(settings=settings, engine=engine, sessions=sessions, clock=clock)
 
 
 @asynccontextmanager

@@ -139,6 +139,7 @@ class BotSection(BaseModel):
     staff_chat_id: int = 0
     fsm_storage: Literal["memory", "redis"] = "memory"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    event_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
 
 
 class HandoffTeam(BaseModel):
@@ -210,13 +211,126 @@ class HandoffSection(BaseModel):
 
 
 class ConsoleSection(BaseModel):
+    """The staff console and REST API (`hwcrm console`; see console/README.md)."""
+
     host: str = "127.0.0.1"
     port: int = 8080
     secret_key: SecretStr | None = None
+    root_path: str = ""  # the path prefix a reverse proxy serves the console under
+    forwarded_allow_ips: str = "127.0.0.1"  # proxies whose X-Forwarded-* headers are trusted
+    secure_cookies: Literal["auto", "always", "never"] = "auto"  # auto: when the request is https
+    session_ttl_s: int = 12 * 3600  # a login lasts at most this long
+    session_idle_s: int = 2 * 3600  # ... and ends after this long without a request
+    login_window_s: int = 60  # login rate limit window
+    login_ip_limit: int = 20  # attempts per address and window
+    login_max_failures: int = 5  # failed attempts of one login before it is locked
+    lockout_s: int = 900  # how long a login stays locked
+    api_rate_limit_per_minute: int = 600  # default per-key limit of new API keys
+    api_max_batch: int = 1000  # records per upsert request
+    webhook_tolerance_s: int = 300  # receivers refuse signatures older than this
+    webhook_max_attempts: int = 6  # delivery attempts before a delivery is marked failed
+    webhook_timeout_s: float = 10.0
+
+
+class RateLimitSection(BaseModel):
+    """One outbound rate limit for everything the bot sends (bot/ratelimit.py)."""
+
+    per_second: float = 30.0  # all messages of the bot; 0 = no global limit
+    burst: float = 5.0  # bucket size (must exceed reply_reserve by at least 1)
+    reply_reserve: float = 3.0  # tokens pushes leave for replies and agents' messages
+    per_chat_interval_s: float = 1.0  # pushes: at most one message per chat per interval
+    backend: Literal["auto", "memory", "redis"] = "auto"  # auto: redis with fsm_storage redis
+    redis_prefix: str = "hwcrm:rl"
 
 
 class SchedulerSection(BaseModel):
-    timezone: str = "Asia/Shanghai"
+    """Campaign scheduling and delivery (bot/scheduler/)."""
+
+    timezone: str = "Asia/Shanghai"  # the marketers' time zone (one-shot campaign times)
+    # Run the scheduler and sender inside `hwcrm bot` / `hwcrm chat`: auto = on SQLite (the
+    # embedded default, one process); production runs `hwcrm scheduler` processes instead.
+    in_bot: Literal["auto", "on", "off"] = "auto"
+    jobs_table: str = "apscheduler_jobs"
+    reconcile_interval_s: float = 3.0  # picks up campaigns scheduled by another process
+    rules_interval_s: float = 300.0  # automation rules evaluated this often
+    misfire_grace_s: int = 3600  # a campaign time missed by less than this still fires
+    leader_retry_s: float = 2.0  # a follower tries to become the leader this often
+    leader_check_s: float = 1.0  # the leader checks its lock connection this often
+    concurrency: int = 16  # pushes in flight per sender (= at most rows `sending`)
+    claim_batch: int = 16
+    poll_interval_s: float = 0.5  # idle sender: how often it looks for due rows
+    retry_base_s: float = 30.0  # transient error: retry after base * 2^attempts
+    retry_max_s: float = 3600.0
+    db_backoff_max_s: float = 30.0  # database errors: the sender backs off up to this
+    rate_limit: RateLimitSection = Field(default_factory=RateLimitSection)
+
+
+class RuleBase(BaseModel):
+    """What every automation rule has: an on/off switch and the kind of message it sends."""
+
+    enabled: bool = True
+    kind: Literal["marketing", "service"] = "marketing"
+
+
+class PostPurchaseRule(RuleBase):
+    """Check-in N days after delivery with knowledge-base tips for the product's category."""
+
+    kind: Literal["marketing", "service"] = "service"
+    days_after_delivery: int = 7
+    window_days: int = 7  # deliveries older than days_after_delivery + this are not caught up
+    tips: int = 2  # knowledge-base articles cited (1-2)
+
+
+class AccessoryRule(RuleBase):
+    """Owns a product of a source category (bought >= min_days ago), no compatible accessory."""
+
+    source_categories: list[str] = Field(default_factory=lambda: ["gpu", "cpu", "motherboard"])
+    min_days_since_purchase: int = 14
+    max_days_since_purchase: int = 365
+    items: int = 3  # accessories per push
+
+
+class WarrantyExpiringRule(RuleBase):
+    """Extended-warranty offer when a unit's warranty ends within `within_days`."""
+
+    within_days: int = 30
+    extension_months: int = 12
+
+
+class TicketSurveyRule(RuleBase):
+    """Satisfaction survey `hours_after_resolution` after a ticket is resolved, if not rated."""
+
+    kind: Literal["marketing", "service"] = "service"
+    hours_after_resolution: int = 24
+    window_days: int = 7
+
+
+class ReEngagementRule(RuleBase):
+    """A win-back message once per at-risk episode (lifecycle stage `at_risk`)."""
+
+
+class RulesSection(BaseModel):
+    post_purchase: PostPurchaseRule = Field(default_factory=PostPurchaseRule)
+    accessory: AccessoryRule = Field(default_factory=AccessoryRule)
+    warranty_expiring: WarrantyExpiringRule = Field(default_factory=WarrantyExpiringRule)
+    ticket_survey: TicketSurveyRule = Field(default_factory=TicketSurveyRule)
+    re_engagement: ReEngagementRule = Field(default_factory=ReEngagementRule)
+
+
+class CampaignsSection(BaseModel):
+    """Marketing automation and the delivery rules checked at send time (crm_core.campaigns)."""
+
+    quiet_hours_start: str = "21:00"  # customer's local time; pushes wait until quiet_hours_end
+    quiet_hours_end: str = "09:00"
+    frequency_cap: int = 2  # at most this many promotions per customer ...
+    frequency_window_days: int = 7  # ... in this many days (service messages do not count)
+    busy_defer_minutes: int = 30  # live agent conversation / open complaint: look again then
+    max_attempts: int = 5  # transient Telegram errors, then `failed`
+    attribution_days: int = 14  # an order this soon after a delivered push is a conversion
+    stale_sending_minutes: int = 10  # `sending` older than this = unknown (crash window)
+    marketer_timezone: str = "Asia/Shanghai"  # one-shot times typed without a zone
+    sample_size: int = 10
+    rules: RulesSection = Field(default_factory=RulesSection)
 
 
 class YamlConfigSource(PydanticBaseSettingsSource):
@@ -263,6 +377,7 @@ class Settings(BaseSettings):
     handoff: HandoffSection = Field(default_factory=HandoffSection)
     console: ConsoleSection = Field(default_factory=ConsoleSection)
     scheduler: SchedulerSection = Field(default_factory=SchedulerSection)
+    campaigns: CampaignsSection = Field(default_factory=CampaignsSection)
 
     @classmethod
     def settings_customise_sources(

@@ -72,6 +72,16 @@ class CategoryCb(CallbackData, prefix="cat"):
     category: str
 
 
+class AccessoryCb(CallbackData, prefix="acc"):
+    """Accessory purchase: dev (show accessories of `category` for the device product id) |
+    sales (ask sales about them: a lead, then a person). `budget` is "" when none was given."""
+
+    action: str
+    device: int
+    category: str
+    budget: str = ""
+
+
 class PrivacyCb(CallbackData, prefix="prv"):
     """/privacy: export | delete | confirm | erase | cancel. `nonce` binds each deletion step
     to the one before it (kept in the FSM), so no single forged button erases anything."""

@@ -32,10 +32,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
 import logging
-from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -46,17 +44,20 @@ from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramFor
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message
 
 from bot.deps import BotDeps, Texts
+from bot.desk import desk_for
+from bot.desk import tell_customer as _tell_customer
+from bot.rendering import Html, truncate_html
+from bot.rendering import link as html_link
 from crm_core.conversations.handoff import AGENT_ROLES, HandoffService, route_team
 from crm_core.conversations.handoff_schemas import HandoffRequestInfo, Owner
 from crm_core.conversations.schemas import ConversationDTO
 from crm_core.customers.schemas import CustomerDTO
 from crm_core.db import unit_of_work
-from crm_core.errors import DomainError, InvalidTransition, NotFound
+from crm_core.errors import InvalidTransition, NotFound
 from crm_core.services import CrmServices
 from crm_core.staff.schemas import StaffDTO
-from crm_core.tickets.schemas import TicketDTO
+from crm_core.support.desk import AgentDesk, ChatContext, DeskResult, find_staff, is_open
 from crm_core.tickets.service import normalize_ticket_number
-from crm_core.tickets.state_machine import DONE_STATES, TRANSITIONS, TicketStatus, allowed_targets
 
 if TYPE_CHECKING:
     from app.settings import HandoffTeam
@@ -97,18 +98,8 @@ class HandoffResult:
     topic_id: int | None = None
 
 
-@dataclass
-class TopicContext:
-    """A customer's conversation and its staff-group topic."""
-
-    conversation: ConversationDTO
-    customer: CustomerDTO
-    topic_id: int | None
-
-    @property
-    def chat_id(self) -> int:
-        chat = self.conversation.chat_id
-        return chat if chat is not None else int(self.customer.telegram_user_id or 0)
+TopicContext = ChatContext
+"""A customer's conversation and its staff-group topic (the desk's `ChatContext`)."""
 
 
 # --- customer side ------------------------------------------------------------------------
@@ -328,77 +319,30 @@ async def staff_topic_context(
 async def claim(
     bot: Bot, deps: BotDeps, crm: CrmServices, agent: StaffDTO, ctx: TopicContext
 ) -> None:
-    """/claim: the agent takes the conversation (from the queue; a conversation that is back
-    with the bot is queued and claimed in one go)."""
-    svc = _service(crm)
-    conv = ctx.conversation
-    st = _staff_t(deps)
-    if conv.owner == Owner.AGENT:
-        await _reply_in_topic(bot, deps, ctx, await _owner_text(crm, st, conv, agent))
-        return
-    if conv.owner == Owner.BOT:
-        conv = await svc.request(conv.id, reason="agent_takeover")
-    try:
-        ctx.conversation = await svc.claim(conv.id, agent.id)
-    except InvalidTransition:
-        latest = await svc.get(conv.id)
-        await _reply_in_topic(bot, deps, ctx, await _owner_text(crm, st, latest, agent))
-        return
-    await _announce_claim(bot, deps, ctx, agent)
+    """/claim: the agent takes the conversation (see `AgentDesk.claim`)."""
+    await _answer(bot, deps, ctx, await _desk(bot, deps, crm).claim(agent, ctx))
 
 
 async def release_to_bot(
     bot: Bot, deps: BotDeps, crm: CrmServices, agent: StaffDTO, ctx: TopicContext
 ) -> None:
     """/bot: the conversation goes back to the bot; the customer is told."""
-    st = _staff_t(deps)
-    try:
-        ctx.conversation = await _service(crm).release(ctx.conversation.id, agent.id)
-    except InvalidTransition:
-        await _reply_in_topic(bot, deps, ctx, st("handoff.topic_not_handed_off"))
-        return
-    t = Texts(deps.translator, ctx.customer.language)
-    await _tell_customer(bot, ctx.chat_id, t("handoff.customer_back_to_bot"))
-    await _reply_in_topic(bot, deps, ctx, st("handoff.topic_released", agent=agent.name))
+    await _answer(bot, deps, ctx, await _desk(bot, deps, crm).release(agent, ctx))
 
 
 async def close(
     bot: Bot, deps: BotDeps, crm: CrmServices, agent: StaffDTO, ctx: TopicContext
 ) -> None:
-    """/close: resolve the ticket opened during this conversation (if any), close the
-    conversation (back to the bot), thank the customer and ask for a 1-5 rating."""
-    st = _staff_t(deps)
-    conv = ctx.conversation
-    if conv.owner == Owner.BOT:
-        await _reply_in_topic(bot, deps, ctx, st("handoff.topic_not_handed_off"))
-        return
-    ticket = await _resolve_conversation_ticket(crm, ctx, agent)
-    # Told before the conversation is closed, so that these messages are logged in it.
-    t = Texts(deps.translator, ctx.customer.language)
-    await _tell_customer(bot, ctx.chat_id, t("handoff.customer_closed"))
-    await _ask_for_rating(bot, deps, crm, ctx, ticket)
-    try:
-        ctx.conversation = await _service(crm).close(conv.id, agent.id)
-    except InvalidTransition as exc:
-        await _reply_in_topic(bot, deps, ctx, st("handoff.topic_error", error=str(exc)))
-        return
-    if ticket is not None:
-        text = st("handoff.topic_closed_ticket", agent=agent.name, ticket=ticket.ticket_number)
-    else:
-        text = st("handoff.topic_closed", agent=agent.name)
-    await _reply_in_topic(bot, deps, ctx, text)
+    """/close: resolve the conversation's ticket, thank the customer, ask for a rating,
+    close (see `AgentDesk.close`)."""
+    await _answer(bot, deps, ctx, await _desk(bot, deps, crm).close(agent, ctx))
 
 
 async def add_note(
     bot: Bot, deps: BotDeps, crm: CrmServices, agent: StaffDTO, ctx: TopicContext, text: str
 ) -> None:
     """/note <text>: a private note on the conversation; never sent to the customer."""
-    st = _staff_t(deps)
-    if not text.strip():
-        await _reply_in_topic(bot, deps, ctx, st("handoff.topic_note_usage"))
-        return
-    await _service(crm).add_note(ctx.conversation.id, agent.id, text)
-    await _reply_in_topic(bot, deps, ctx, st("handoff.topic_note_saved"))
+    await _answer(bot, deps, ctx, await _desk(bot, deps, crm).note(agent, ctx, text))
 
 
 async def change_ticket(
@@ -406,95 +350,30 @@ async def change_ticket(
 ) -> None:
     """/ticket [TK-########] <status> [note]: move the customer's latest open ticket (or the
     named one of theirs) through the ticket state machine; refusals are shown in the topic."""
-    st = _staff_t(deps)
     words = args.split()
-    ticket: TicketDTO | None = None
+    number: str | None = None
     if words and (number := normalize_ticket_number(words[0])) is not None:
         words = words[1:]
-        try:
-            ticket = await crm.tickets.get_for_customer(number, ctx.customer.id)
-        except NotFound as exc:
-            await _reply_in_topic(bot, deps, ctx, st("handoff.topic_error", error=str(exc)))
-            return
-    else:
-        ticket = await _latest_open_ticket(crm, ctx.customer.id)
-    if ticket is None:
-        await _reply_in_topic(bot, deps, ctx, st("handoff.topic_ticket_none"))
-        return
-    if not words:
-        allowed = ", ".join(s.value for s in allowed_targets(ticket.status)) or "—"
-        usage = st(
-            "handoff.topic_ticket_usage",
-            ticket=ticket.ticket_number,
-            status=ticket.status,
-            allowed=allowed,
-        )
-        await _reply_in_topic(bot, deps, ctx, usage)
-        return
-    status, note = words[0].lower(), " ".join(words[1:]) or None
-    try:
-        moved = await crm.tickets.transition(
-            ticket.ticket_number, status, actor=agent.actor, note=note
-        )
-    except DomainError as exc:
-        text = st("handoff.topic_ticket_invalid", ticket=ticket.ticket_number, error=str(exc))
-        await _reply_in_topic(bot, deps, ctx, text)
-        return
-    text = st(
-        "handoff.topic_ticket_moved",
-        ticket=moved.ticket_number,
-        old=ticket.status,
-        new=moved.status,
+    status = words[0] if words else None
+    note = " ".join(words[1:]) or None
+    result = await _desk(bot, deps, crm).change_ticket(
+        agent, ctx, status, ticket_number=number, note=note
     )
-    await _reply_in_topic(bot, deps, ctx, text)
+    await _answer(bot, deps, ctx, result)
 
 
 async def send_canned(
     bot: Bot, deps: BotDeps, crm: CrmServices, agent: StaffDTO, ctx: TopicContext, name: str
 ) -> None:
     """/canned <name>: send a configured reply in the customer's language."""
-    st = _staff_t(deps)
-    replies = deps.settings.handoff.canned
-    key = name.strip().lower()
-    if key not in replies:
-        names = ", ".join(sorted(replies)) or "—"
-        await _reply_in_topic(bot, deps, ctx, st("handoff.topic_canned_usage", names=names))
-        return
-    if not await _may_write(bot, deps, crm, agent, ctx):
-        return
-    reply = replies[key]
-    text = reply.zh if ctx.customer.language == "zh" else reply.en
-    with as_agent(agent.id):
-        sent = await _tell_customer(bot, ctx.chat_id, text)
-    if sent is None:
-        await _reply_in_topic(bot, deps, ctx, st("handoff.topic_customer_blocked"))
-        return
-    await _reply_in_topic(bot, deps, ctx, st("handoff.topic_canned_sent", name=key, text=text))
+    await _answer(bot, deps, ctx, await _desk(bot, deps, crm).canned(agent, ctx, name))
 
 
 async def transfer(
     bot: Bot, deps: BotDeps, crm: CrmServices, agent: StaffDTO, ctx: TopicContext, who: str
 ) -> None:
     """/transfer <login | staff id>: hand the conversation to another agent."""
-    st = _staff_t(deps)
-    target = _find_staff(await crm.staff.list_staff(), who.strip().lstrip("@"))
-    if not who.strip():
-        await _reply_in_topic(bot, deps, ctx, st("handoff.topic_transfer_usage"))
-        return
-    if target is None or target.role not in AGENT_ROLES:
-        await _reply_in_topic(bot, deps, ctx, st("handoff.topic_unknown_agent", who=who.strip()))
-        return
-    try:
-        ctx.conversation = await _service(crm).transfer(
-            ctx.conversation.id, to_staff_id=target.id, by_staff_id=agent.id
-        )
-    except DomainError as exc:
-        await _reply_in_topic(bot, deps, ctx, st("handoff.topic_error", error=str(exc)))
-        return
-    t = Texts(deps.translator, ctx.customer.language)
-    await _tell_customer(bot, ctx.chat_id, t("handoff.customer_transferred", agent=target.name))
-    text = st("handoff.topic_transferred", by=agent.name, agent=target.name)
-    await _reply_in_topic(bot, deps, ctx, text)
+    await _answer(bot, deps, ctx, await _desk(bot, deps, crm).transfer(agent, ctx, who))
 
 
 async def repost_card(bot: Bot, deps: BotDeps, crm: CrmServices, ctx: TopicContext) -> None:
@@ -507,15 +386,9 @@ async def relay_agent_message(
 ) -> None:
     """Anything else an agent writes in the topic is copied to the customer — when the agent
     owns the conversation (writing in a queued one claims it)."""
-    if not await _may_write(bot, deps, crm, agent, ctx):
-        return
-    try:
-        with as_agent(agent.id):
-            await bot.copy_message(
-                chat_id=ctx.chat_id, from_chat_id=message.chat.id, message_id=message.message_id
-            )
-    except TelegramForbiddenError:
-        await _reply_in_topic(bot, deps, ctx, _staff_t(deps)("handoff.topic_customer_blocked"))
+    text = message.text or message.caption or ""
+    result = await _desk(bot, deps, crm).reply(agent, ctx, text, content=message)
+    await _answer(bot, deps, ctx, result)
 
 
 async def topic_help(bot: Bot, deps: BotDeps, ctx: TopicContext) -> None:
@@ -838,7 +711,7 @@ async def render_card(deps: BotDeps, crm: CrmServices, ctx: TopicContext) -> str
             )
     else:
         lines.append(st("handoff.card_no_devices"))
-    tickets = [t for t in await crm.tickets.list_for_customer(customer.id) if _is_open(t)]
+    tickets = [t for t in await crm.tickets.list_for_customer(customer.id) if is_open(t)]
     if tickets:
         lines.append(st("handoff.card_tickets"))
         for ticket in tickets[:5]:
@@ -866,8 +739,7 @@ async def render_card(deps: BotDeps, crm: CrmServices, ctx: TopicContext) -> str
     else:
         lines.append(st("handoff.card_no_messages"))
     lines.append(st("handoff.card_commands"))
-    text = "\n".join(lines)
-    return text if len(text) <= CARD_MAX_CHARS else text[: CARD_MAX_CHARS - 1] + "…"
+    return truncate_html("\n".join(lines), CARD_MAX_CHARS)
 
 
 async def _notify_team(
@@ -879,14 +751,13 @@ async def _notify_team(
     staff = await crm.staff.list_staff()
     members = [
         s
-        for s in (_find_staff(staff, str(m)) for m in (team.members if team else []))
+        for s in (find_staff(staff, str(m)) for m in (team.members if team else []))
         if s is not None and s.role in AGENT_ROLES and s.telegram_user_id
     ]
-    team_name = html.escape(team.name if team else "—")
+    team_name = team.name if team else "—"
     if members:
-        mentions = ", ".join(
-            f'<a href="tg://user?id={m.telegram_user_id}">{html.escape(m.name)}</a>'
-            for m in members
+        mentions = Html(", ").join_html(
+            html_link(m.name, f"tg://user?id={m.telegram_user_id}") for m in members
         )
         text = st("handoff.topic_queued", team=team_name, mentions=mentions)
     else:
@@ -897,7 +768,7 @@ async def _notify_team(
         crm,
         ctx,
         lambda topic: bot.send_message(
-            deps.settings.bot.staff_chat_id, text, message_thread_id=topic, parse_mode="HTML"
+            deps.settings.bot.staff_chat_id, text, message_thread_id=topic
         ),
     )
     if not deps.settings.handoff.notify_by_dm:
@@ -920,14 +791,19 @@ async def _notify_team(
 # --- helpers --------------------------------------------------------------------------------
 
 
-def as_agent(staff_id: int) -> contextlib.AbstractContextManager[None]:
-    """Messages sent inside this block are logged (by the runtime's outbound logging) as
-    written by this agent."""
-    try:
-        from bot.middlewares.interactions import annotate_outbound
-    except ImportError:  # the runtime without outbound logging
-        return contextlib.nullcontext()
-    return annotate_outbound(agent_staff_id=staff_id)
+def _desk(bot: Bot, deps: BotDeps, crm: CrmServices) -> AgentDesk:
+    return desk_for(bot, deps.settings, deps.translator, crm)
+
+
+async def _answer(bot: Bot, deps: BotDeps, ctx: TopicContext, result: DeskResult) -> None:
+    """Show the acting agent the desk's reply (refusal or acknowledgement) in the topic."""
+    if result.reply is not None:
+        text = _staff_t(deps)(result.reply.key, **result.reply.params)
+        await _reply_in_topic(bot, deps, ctx, text)
+
+
+async def _reply_in_topic(bot: Bot, deps: BotDeps, ctx: TopicContext, text: str) -> None:
+    await bot.send_message(deps.settings.bot.staff_chat_id, text, message_thread_id=ctx.topic_id)
 
 
 def _service(crm: CrmServices) -> HandoffService:
@@ -944,21 +820,6 @@ def _cancel_keyboard(t: Texts) -> InlineKeyboardMarkup:
             [InlineKeyboardButton(text=t("handoff.cancel_button"), callback_data=CANCEL_CALLBACK)]
         ]
     )
-
-
-async def _tell_customer(
-    bot: Bot, chat_id: int, text: str, reply_markup: InlineKeyboardMarkup | None = None
-) -> Message | None:
-    """Send the customer a message; None when they blocked the bot (403)."""
-    try:
-        return await bot.send_message(chat_id, text, reply_markup=reply_markup)
-    except TelegramForbiddenError:
-        log.info("customer chat %s blocked the bot", chat_id)
-        return None
-
-
-async def _reply_in_topic(bot: Bot, deps: BotDeps, ctx: TopicContext, text: str) -> None:
-    await bot.send_message(deps.settings.bot.staff_chat_id, text, message_thread_id=ctx.topic_id)
 
 
 async def _post_quietly(
@@ -978,118 +839,11 @@ async def _post_quietly(
         log.exception("could not post in the staff topic of conversation #%s", ctx.conversation.id)
 
 
-async def _announce_claim(bot: Bot, deps: BotDeps, ctx: TopicContext, agent: StaffDTO) -> None:
-    t = Texts(deps.translator, ctx.customer.language)
-    await _tell_customer(bot, ctx.chat_id, t("handoff.customer_claimed", agent=agent.name))
-    await _reply_in_topic(bot, deps, ctx, _staff_t(deps)("handoff.topic_claimed", agent=agent.name))
-
-
-async def _may_write(
-    bot: Bot, deps: BotDeps, crm: CrmServices, agent: StaffDTO, ctx: TopicContext
-) -> bool:
-    """Whether the agent's message may go to the customer: they own the conversation, or it
-    is queued and writing claims it. Otherwise the reason is posted in the topic."""
-    st = _staff_t(deps)
-    conv = ctx.conversation
-    if conv.owner == Owner.AGENT and conv.agent_staff_id == agent.id:
-        return True
-    if conv.owner == Owner.QUEUED:
-        try:
-            ctx.conversation = await _service(crm).claim(conv.id, agent.id)
-        except InvalidTransition:
-            latest = await _service(crm).get(conv.id)
-            await _reply_in_topic(bot, deps, ctx, await _owner_text(crm, st, latest, agent))
-            return False
-        await _announce_claim(bot, deps, ctx, agent)
-        return True
-    if conv.owner == Owner.BOT:
-        await _reply_in_topic(bot, deps, ctx, st("handoff.topic_not_handed_off"))
-        return False
-    await _reply_in_topic(bot, deps, ctx, await _owner_text(crm, st, conv, agent))
-    return False
-
-
-async def _owner_text(crm: CrmServices, st: Texts, conv: ConversationDTO, agent: StaffDTO) -> str:
-    if conv.owner != Owner.AGENT or conv.agent_staff_id is None:
-        return st("handoff.topic_not_handed_off")
-    if conv.agent_staff_id == agent.id:
-        return st("handoff.topic_already_yours")
-    owner = await crm.staff.find(conv.agent_staff_id)
-    return st("handoff.topic_already_claimed", agent=owner.name if owner else "?")
-
-
 async def _context(crm: CrmServices, conv: ConversationDTO) -> TopicContext | None:
     if conv.customer_id is None:
         return None
     customer = await crm.customers.get_customer(conv.customer_id)
     return TopicContext(conv, customer, conv.staff_topic_id)
-
-
-async def _latest_open_ticket(crm: CrmServices, customer_id: int) -> TicketDTO | None:
-    return next((t for t in await crm.tickets.list_for_customer(customer_id) if _is_open(t)), None)
-
-
-async def _resolve_conversation_ticket(
-    crm: CrmServices, ctx: TopicContext, agent: StaffDTO
-) -> TicketDTO | None:
-    """Resolve the customer's open ticket opened during this conversation (the shortest path
-    the ticket state machine allows, each step recorded with the agent as actor)."""
-    started = ctx.conversation.started_at
-    ticket = next(
-        (
-            t
-            for t in await crm.tickets.list_for_customer(ctx.customer.id)
-            if _is_open(t) and t.created_at >= started
-        ),
-        None,
-    )
-    if ticket is None:
-        return None
-    path = _path_to(TicketStatus(ticket.status), TicketStatus.RESOLVED)
-    note = f"resolved when {agent.name} closed the Telegram conversation"
-    for step in path:
-        ticket = await crm.tickets.transition(
-            ticket.ticket_number,
-            step.value,
-            actor=agent.actor,
-            note=note if step is TicketStatus.RESOLVED else None,
-        )
-    return ticket if path else None
-
-
-def _path_to(start: TicketStatus, goal: TicketStatus) -> list[TicketStatus]:
-    """Shortest list of states leading from `start` to `goal` ([] when none or already)."""
-    queue: deque[tuple[TicketStatus, list[TicketStatus]]] = deque([(start, [])])
-    seen = {start}
-    while queue:
-        state, path = queue.popleft()
-        if state == goal:
-            return path
-        for nxt in sorted(TRANSITIONS.get(state, frozenset())):
-            if nxt not in seen:
-                seen.add(nxt)
-                queue.append((nxt, [*path, nxt]))
-    return []
-
-
-async def _ask_for_rating(
-    bot: Bot, deps: BotDeps, crm: CrmServices, ctx: TopicContext, ticket: TicketDTO | None
-) -> None:
-    """The satisfaction survey of the feedback flow (1-5 + optional comment)."""
-    from bot.routers import feedback
-
-    ask = getattr(feedback, "ask_for_rating", None)
-    if ask is None:
-        log.warning("bot.routers.feedback.ask_for_rating is missing: no rating asked")
-        return
-    await ask(
-        bot,
-        ctx.chat_id,
-        deps.translator,
-        ctx.customer.language,
-        ticket_number=ticket.ticket_number if ticket else None,
-        conversation_id=ctx.conversation.id,
-    )
 
 
 def _expected_wait(deps: BotDeps, info: HandoffRequestInfo | None) -> int:
@@ -1098,14 +852,6 @@ def _expected_wait(deps: BotDeps, info: HandoffRequestInfo | None) -> int:
     if team is not None and team.expected_wait_minutes:
         return team.expected_wait_minutes
     return settings.expected_wait_minutes
-
-
-def _find_staff(staff: Sequence[StaffDTO], who: str) -> StaffDTO | None:
-    """A staff member by id ("3") or login ("wang.fang")."""
-    for member in staff:
-        if (who.isdigit() and member.id == int(who)) or (member.login and member.login == who):
-            return member
-    return None
 
 
 def _topic_link(staff_chat_id: int, topic_id: int | None) -> str:
@@ -1118,10 +864,6 @@ def _topic_link(staff_chat_id: int, topic_id: int | None) -> str:
 def _thread_gone(exc: TelegramBadRequest) -> bool:
     text = (exc.message or "").lower()
     return "thread not found" in text or "topic_deleted" in text or "topic_id_invalid" in text
-
-
-def _is_open(ticket: TicketDTO) -> bool:
-    return ticket.status not in {s.value for s in DONE_STATES}
 
 
 def _clip(text: str, limit: int = CARD_LINE_CHARS) -> str:

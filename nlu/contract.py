@@ -4,6 +4,18 @@ The Rasa project in ``nlu/rasa/`` (domain, training data, tests) uses exactly th
 the bot and the CRM import them from here and never import Rasa. Identifier formats and
 product categories are defined in :mod:`crm_core` and only re-exported here, so that NLU
 code has a single import point.
+
+General questions vs. the customer's own records (issue 8). ``policy_question`` is its own
+intent: a question about the shop's terms in general — returns, delivery, dead on arrival,
+repair prices, warranty terms, extended warranty, invoices, privacy ("what is your return
+policy", "退货政策是什么", "how long is the warranty on SSDs"). ``return_refund``,
+``order_status`` and ``check_warranty`` are about one of the customer's own orders or devices
+("I want to return my order SO-…", "我要退货", "is my GPU still under warranty"). Both NLU
+backends learn the difference from the same examples (``nlu/rasa/data/policy.yml``); an
+intent rather than an entity, because the difference is in the whole sentence (possessive,
+request vs. question), not in one span. The bot answers a policy question from the policy
+articles and offers the account action beside it; an account request from someone with
+nothing to act on gets the same policy answer, so a confusion between the two still answers.
 """
 
 from __future__ import annotations
@@ -68,8 +80,11 @@ class Intent(StrEnum):
     PRODUCT_QUESTION = "product_question"
     """How-to, specifications, compatibility: nothing is broken, nothing is being bought."""
     CHECK_WARRANTY = "check_warranty"
+    """The warranty of the customer's own unit(s) (a serial, an order, "my GPU")."""
     ORDER_STATUS = "order_status"
+    """Where one of the customer's own orders is."""
     RETURN_REFUND = "return_refund"
+    """Return, refund or exchange of something the customer bought ("I want to return it")."""
     PURCHASE_INQUIRY = "purchase_inquiry"
     """Wants to buy, asks a price or stock, asks for a recommendation."""
     REQUEST_HUMAN = "request_human"
@@ -77,6 +92,9 @@ class Intent(StrEnum):
     """Angry about the service (slow replies, rude staff, broken promises)."""
     UNSUBSCRIBE = "unsubscribe"
     OUT_OF_SCOPE = "out_of_scope"
+    POLICY_QUESTION = "policy_question"
+    """A general question about the shop's terms (returns, delivery, DOA, repair prices,
+    warranty terms, invoices, privacy), not about one of the customer's own records."""
 
 
 class Entity(StrEnum):

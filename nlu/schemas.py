@@ -31,6 +31,8 @@ class ParsedEntity(BaseModel):
     end: int | None = None
     extractor: str | None = None
     confidence: float | None = None
+    role: str | None = None
+    """``accessory`` / ``device`` in "a PSU for my 4090" (nlu.entities.assign_roles), else None."""
 
 
 class ParseResult(BaseModel):
@@ -66,3 +68,10 @@ class ParseResult(BaseModel):
         """The first canonical value of `entity`, or None."""
         found = self.values(entity)
         return found[0] if found else None
+
+    def with_role(self, entity: str, role: str) -> str | None:
+        """The first canonical value of `entity` with `role` ("accessory", "device"), or None."""
+        for item in self.entities:
+            if item.entity == entity and item.role == role:
+                return item.value
+        return None

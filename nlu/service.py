@@ -20,6 +20,7 @@ from typing import Protocol, runtime_checkable
 
 from nlu.contract import FALLBACK_INTENT
 from nlu.embedded import EmbeddedParser
+from nlu.entities import assign_roles
 from nlu.errors import CircuitOpenError, NluBackendError
 from nlu.rasa_client import RasaClient
 from nlu.schemas import IntentScore, ParseResult
@@ -179,6 +180,7 @@ class NluService:
     ) -> ParseResult:
         return result.model_copy(
             update={
+                "entities": assign_roles(result.text, result.entities),
                 "notes": list(prepared.notes) + list(result.notes),
                 "truncated": prepared.truncated,
                 "fallback_reason": reason,

@@ -28,9 +28,11 @@ class ProductStates(StatesGroup):
 
 
 class SalesStates(StatesGroup):
-    """Purchase inquiry: waiting for the category (buttons) or a description."""
+    """Purchase inquiry: waiting for the category (buttons) or a description; for an
+    accessory ("a PSU for my graphics card"), waiting for the device's model."""
 
     category = State()
+    accessory_device = State()
 
 
 class RatingStates(StatesGroup):

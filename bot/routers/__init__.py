@@ -11,6 +11,7 @@ from aiogram import Router
 
 def all_routers() -> list[Router]:
     from bot.routers import (
+        campaigns,
         faults,
         feedback,
         free_text,
@@ -27,6 +28,7 @@ def all_routers() -> list[Router]:
         staff.router,
         start.router,
         privacy.router,
+        campaigns.router,
         feedback.router,
         faults.router,
         warranty.router,

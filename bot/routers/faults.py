@@ -1,10 +1,22 @@
-"""Fault report: device → symptom (text, optional photos) → warranty + best KB solution →
-solved / not solved → ticket (RMA under warranty, paid repair out of warranty) → a person.
+"""Fault report, answer first: the symptom gets the best knowledge-base solution in the first
+reply; the device (which one, its serial, its warranty), the ticket and the RMA follow as
+offers in that same reply, and proceed as they always did.
+
+    symptom → [device + warranty when known] + KB solution + "Solved?"
+            → solved | not solved → (which device? when not known and the customer has any)
+            → ticket (RMA under warranty, paid repair out of warranty, plain fault otherwise)
+            → a person.
+
+The device is known without asking when the customer named its serial or owns exactly one
+device of the category named ("my GPU ..."); a linked customer with several candidates gets
+them as buttons beside the answer; a customer with no devices here (a prospect) is never
+asked for a serial (it could only be refused: units are looked up on the customer's own
+record). Without a symptom (the menu, /fault) the bot asks for it first — for a customer with
+devices, picking one is offered as a single tap before that.
 
 The draft of the report lives in the FSM data (`fault`): the device's serial (checked to be
-the customer's own whenever it is set), its category, the symptom and the photo file ids.
-Whatever the customer already said (serial, category, symptom from the NLU entities) is not
-asked again.
+the customer's own whenever it is set), its category, the symptom, the photo file ids,
+whether the answer was shown (`answered`) and what waits for the device (`then`).
 """
 
 from __future__ import annotations
@@ -35,6 +47,9 @@ router = customer_router("faults")
 DRAFT = "fault"
 NO_DEVICE = "-"
 MAX_DEVICE_BUTTONS = 8
+# Devices offered as buttons beside the first answer (more would bury the answer).
+MAX_DEVICE_OFFERS = 3
+THEN_TICKET = "ticket"
 
 
 # -- the draft ---------------------------------------------------------------------------------
@@ -58,6 +73,8 @@ def _new_draft(category: str | None, symptom: str | None, photos: Iterable[str])
         "photos": list(photos),
         "device_chosen": False,
         "ticket": None,
+        "answered": False,
+        "then": None,
     }
 
 
@@ -83,27 +100,38 @@ async def start_fault(
     symptom: str | None = None,
     photos: Iterable[str] = (),
 ) -> None:
-    """Start a fault report with whatever is known already (from the NLU or the menu)."""
+    """Start a fault report with whatever is known already (from the NLU or the menu): with a
+    symptom, answer it at once; without one, ask for it (or for the device, when the customer
+    has devices to pick from)."""
     draft = _new_draft(category, symptom, photos)
     if serial is not None:
         unit = await _own_unit(flow, serial)
         if unit is not None:
             _set_device(draft, unit, flow.lang)
+    units: list[WarrantyStatus] = []
     if not draft["device_chosen"]:
-        units = await flow.crm.warranties.warranty_for_customer(flow.customer.id)
-        if category is not None:
-            matching = [u for u in units if u.category == category]
-            if len(matching) == 1:
-                _set_device(draft, matching[0], flow.lang)
-            elif matching:
-                units = matching
+        units = await _candidates(flow, category)
+        if category is not None and len(units) == 1 and units[0].category == category:
+            _set_device(draft, units[0], flow.lang)
     await _save(flow, draft)
-    if not draft["device_chosen"]:
+    if draft["symptom"]:
+        await _diagnose(flow, draft, [] if draft["device_chosen"] else units)
+    elif not draft["device_chosen"] and units:
         await _ask_device(flow, draft, units)
-    elif not draft["symptom"]:
-        await _ask_symptom(flow, draft)
     else:
-        await _diagnose(flow, draft)
+        await _ask_symptom(flow, draft)
+
+
+async def _candidates(flow: Flow, category: str | None) -> list[WarrantyStatus]:
+    """The customer's units with a serial that the report may be about (the named category's
+    when it has any)."""
+    units = [
+        u
+        for u in await flow.crm.warranties.warranty_for_customer(flow.customer.id)
+        if u.serial_number
+    ]
+    matching = [u for u in units if category is not None and u.category == category]
+    return matching or units
 
 
 async def _own_unit(flow: Flow, serial: str) -> WarrantyStatus | None:
@@ -126,7 +154,10 @@ async def _ask_device(flow: Flow, draft: dict[str, Any], units: list[WarrantySta
         if u.serial_number
     ]
     buttons.append(button(flow.t("fault.no_device_button"), DeviceCb(serial=NO_DEVICE).pack()))
-    key = "fault.ask_device" if len(buttons) > 1 else "fault.ask_serial"
+    if draft.get("then") == THEN_TICKET:
+        key = "fault.ask_device_for_ticket"
+    else:
+        key = "fault.ask_device" if len(buttons) > 1 else "fault.ask_serial"
     await flow.say(flow.t(key), rows(buttons))
 
 
@@ -137,11 +168,40 @@ async def _ask_symptom(flow: Flow, draft: dict[str, Any]) -> None:
 
 
 async def _after_device(flow: Flow, draft: dict[str, Any]) -> None:
+    """The device is settled: open the ticket that waited for it, or confirm it under the
+    answer already shown, or go on with the report."""
+    if draft.get("then") == THEN_TICKET:
+        draft["then"] = None
+        await _save(flow, draft)
+        await open_ticket(flow)
+        return
     await _save(flow, draft)
-    if draft.get("symptom"):
-        await _diagnose(flow, draft)
+    if draft.get("answered"):
+        await _confirm_device(flow, draft)
+    elif draft.get("symptom"):
+        await _diagnose(flow, draft, [])
     else:
         await _ask_symptom(flow, draft)
+
+
+async def _confirm_device(flow: Flow, draft: dict[str, Any]) -> None:
+    """A device picked under the answer: its warranty, and "Solved?" again."""
+    await flow.state.set_state(FaultStates.outcome)
+    text = flow.t("fault.solved_question")
+    if draft.get("serial"):
+        text = await _device_warranty(flow, draft) + "\n\n" + text
+    await flow.say(text, solved_keyboard(flow.t))
+
+
+async def _device_warranty(flow: Flow, draft: dict[str, Any]) -> str:
+    unit = await flow.crm.warranties.warranty_by_serial(
+        draft["serial"], customer_id=flow.customer.id
+    )
+    return flow.t(
+        "fault.device_warranty",
+        device=draft["device"],
+        warranty=warranty_status_text(flow.t, unit),
+    )
 
 
 # -- device ------------------------------------------------------------------------------------
@@ -178,9 +238,10 @@ async def on_device_text(message: Message, flow: Flow) -> None:
     if await _escaped(flow, message.text or ""):
         return
     if not draft.get("symptom"):
+        # The problem itself, typed instead of picking a device: answer it first.
         draft["symptom"] = message.text
         await _save(flow, draft)
-        await flow.say(flow.t("fault.symptom_noted_pick_device"))
+        await _diagnose(flow, draft, await _candidates(flow, draft.get("category")))
         return
     await flow.say(flow.t("fault.ask_serial_again"))
 
@@ -202,7 +263,8 @@ async def on_symptom(message: Message, flow: Flow) -> None:
     draft = await _draft(flow)
     draft["symptom"] = message.text
     await _save(flow, draft)
-    await _diagnose(flow, draft)
+    units = [] if draft.get("device_chosen") else await _candidates(flow, draft.get("category"))
+    await _diagnose(flow, draft, units)
 
 
 @router.message(StateFilter(FaultStates.ticket_open), F.photo)
@@ -240,7 +302,7 @@ async def add_photo(flow: Flow, message: Message) -> None:
     await _save(flow, draft)
     current = await flow.state.get_state()
     if current == FaultStates.symptom.state and draft.get("symptom"):
-        await _diagnose(flow, draft)
+        await _diagnose(flow, draft, [])
     elif current == FaultStates.symptom.state:
         await flow.say(flow.t("fault.photo_saved_describe"))
     else:
@@ -250,37 +312,52 @@ async def add_photo(flow: Flow, message: Message) -> None:
 # -- diagnosis ---------------------------------------------------------------------------------
 
 
-async def _diagnose(flow: Flow, draft: dict[str, Any]) -> None:
-    """Warranty status + the best KB solution for the device's category, then "Solved?"."""
+async def _diagnose(flow: Flow, draft: dict[str, Any], offers: list[WarrantyStatus]) -> None:
+    """The first answer: the device's warranty (when known) + the best KB solution, with
+    "Solved?", "Not solved? Open a repair request", the source, and — when the device is not
+    known — the customer's candidate devices as buttons."""
     await flow.state.set_state(FaultStates.outcome)
     parts: list[str] = []
     if draft.get("serial"):
-        unit = await flow.crm.warranties.warranty_by_serial(
-            draft["serial"], customer_id=flow.customer.id
-        )
-        parts.append(
-            flow.t(
-                "fault.device_warranty",
-                device=draft["device"],
-                warranty=warranty_status_text(flow.t, unit),
-            )
-        )
+        parts.append(await _device_warranty(flow, draft))
     answer = await ask_kb(flow, str(draft.get("symptom") or ""), draft.get("category"))
+    device_buttons = [
+        button(
+            flow.t(
+                "fault.device_offer_button",
+                device=device_label(
+                    flow.lang, u.product_name_en, u.product_name_zh, u.serial_number
+                ),
+            ),
+            DeviceCb(serial=u.serial_number or NO_DEVICE).pack(),
+        )
+        for u in (offers if len(offers) <= MAX_DEVICE_OFFERS else [])
+        if u.serial_number
+    ]
     if answer is None:
         parts.append(flow.t("fault.no_kb_answer"))
-        markup = rows(
-            [
-                button(flow.t("fault.open_ticket_button"), FaultCb(action="unsolved").pack()),
-                human_button(flow, LOW_CONFIDENCE),
-            ]
+        markup = stack(
+            [button(flow.t("fault.open_ticket_button"), FaultCb(action="unsolved").pack())],
+            *[[b] for b in device_buttons],
+            [human_button(flow, LOW_CONFIDENCE)],
         )
     else:
         draft["article"] = answer.article_id
-        await _save(flow, draft)
         parts.append(flow.t("fault.kb_intro"))
         parts.append(answer_text(flow, answer))
         parts.append(flow.t("fault.solved_question"))
-        markup = solved_keyboard(flow.t, [source_button(flow, answer)])
+        markup = stack(
+            [
+                button(flow.t("fault.solved_button"), FaultCb(action="solved").pack()),
+                button(flow.t("fault.unsolved_button"), FaultCb(action="unsolved").pack()),
+            ],
+            [source_button(flow, answer)],
+            *[[b] for b in device_buttons],
+        )
+    if device_buttons:
+        parts.append(flow.t("fault.which_device_offer"))
+    draft["answered"] = True
+    await _save(flow, draft)
     await flow.say("\n\n".join(parts), markup)
 
 
@@ -315,6 +392,13 @@ async def open_ticket(flow: Flow) -> None:
     if draft.get("ticket"):
         await flow.say(flow.t("fault.ticket_exists", ticket=draft["ticket"]))
         return
+    if not draft.get("device_chosen"):
+        units = await _candidates(flow, draft.get("category"))
+        if units:  # which device decides RMA or paid repair: ask now, then open it
+            draft["then"] = THEN_TICKET
+            await _save(flow, draft)
+            await _ask_device(flow, draft, units)
+            return
     serial = draft.get("serial")
     kind = TicketKind.RMA if serial else TicketKind.FAULT
     try:

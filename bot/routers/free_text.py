@@ -22,7 +22,7 @@ from bot.flows.kb import answer_text, ask_kb, source_button
 from bot.flows.replies import not_sure, send_menu
 from bot.flows.states import FaultStates
 from bot.keyboards import rows
-from bot.routers import faults, feedback, orders, privacy, products, sales, warranty
+from bot.routers import faults, feedback, orders, policy, privacy, products, sales, warranty
 from nlu.schemas import ParseResult
 
 router = customer_router("free_text")
@@ -47,6 +47,10 @@ async def on_text(message: Message, flow: Flow) -> None:
     if current == FaultStates.outcome.state and intent in ("affirm", "deny") and confident:
         intent = "fault_solved" if intent == "affirm" else "fault_unsolved"
     flow.intent, flow.confidence = parse.intent, parse.confidence
+    accessory = sales.routes_to_accessories(parse, confident)
+    if accessory is not None:  # "a PSU for my graphics card": the accessory, not the device
+        await sales.accessory_inquiry(flow, text, accessory)
+        return
     route = ROUTES.get(intent) if confident else None
     await (route or _unsure)(flow, text, parse)
 
@@ -74,6 +78,7 @@ ESCAPE_INTENTS = frozenset(
         "check_warranty",
         "purchase_inquiry",
         "product_question",
+        "policy_question",
         "goodbye",
     }
 )
@@ -140,29 +145,56 @@ async def _product_question(flow: Flow, text: str, parse: ParseResult) -> None:
     )
 
 
+# An account request (my warranty, my order, a return) names a record or acts on the
+# customer's own ones; with nothing on the record to act on it is answered as the policy
+# question it then is ("return policy?" read as return_refund still gets the policy).
+
+
 async def _warranty(flow: Flow, text: str, parse: ParseResult) -> None:
-    await warranty.show_warranty(
-        flow, serial=parse.first("serial_number"), order_number=parse.first("order_number")
-    )
+    serial, number = parse.first("serial_number"), parse.first("order_number")
+    if serial is None and number is None and not await _has_units(flow):
+        await policy.answer_policy(flow, text, asked="check_warranty")
+        return
+    await warranty.show_warranty(flow, serial=serial, order_number=number)
 
 
 async def _order_status(flow: Flow, text: str, parse: ParseResult) -> None:
     number = parse.first("order_number")
-    if number is None:
+    if number is not None:
+        await orders.show_order(flow, number)
+    elif await _has_orders(flow):
         await orders.show_orders(flow)
     else:
-        await orders.show_order(flow, number)
+        await policy.answer_policy(flow, text, asked="order_status")
 
 
 async def _return(flow: Flow, text: str, parse: ParseResult) -> None:
     number = parse.first("order_number")
-    if number is None:
+    if number is not None:
+        await orders.start_return(flow, number)
+    elif await _has_orders(flow):
         await orders.show_orders(flow, for_return=True)
     else:
-        await orders.start_return(flow, number)
+        await policy.answer_policy(flow, text, asked="return_refund")
+
+
+async def _policy(flow: Flow, text: str, parse: ParseResult) -> None:
+    await policy.answer_policy(flow, text)
+
+
+async def _has_orders(flow: Flow) -> bool:
+    return bool(await flow.crm.orders.list_orders(flow.customer.id, limit=1))
+
+
+async def _has_units(flow: Flow) -> bool:
+    return bool(await flow.crm.warranties.warranty_for_customer(flow.customer.id))
 
 
 async def _purchase(flow: Flow, text: str, parse: ParseResult) -> None:
+    accessory = sales.accessory_request(parse)
+    if accessory is not None:
+        await sales.accessory_inquiry(flow, text, accessory)
+        return
     await sales.start_inquiry(
         flow,
         text,
@@ -198,6 +230,7 @@ ROUTES: dict[str, Route] = {
     "check_warranty": _warranty,
     "order_status": _order_status,
     "return_refund": _return,
+    "policy_question": _policy,
     "purchase_inquiry": _purchase,
     "request_human": _human,
     "complaint": _complaint,

@@ -18,6 +18,7 @@ from bot.flows.policy import REFUND_BUSINESS_DAYS
 from bot.flows.render import fmt_date, fmt_money
 from bot.flows.replies import needs_purchases
 from bot.keyboards import button, rows
+from bot.routers.policy import policy_facts
 from crm_core.errors import NotFound, ValidationFailed
 from crm_core.orders.schemas import OrderDTO, OrderItemDTO, ReturnCode, ReturnEligibility
 
@@ -53,8 +54,10 @@ async def show_orders(flow: Flow, *, for_return: bool = False) -> None:
         )
         for o in orders
     ]
-    key = "orders.pick_for_return" if for_return else "orders.pick"
-    await flow.say(flow.t(key), rows(buttons))
+    text = flow.t("orders.pick")
+    if for_return:  # the terms first (the CRM's numbers), then which order
+        text = policy_facts(flow, "returns-refunds") + "\n\n" + flow.t("orders.pick_for_return")
+    await flow.say(text, rows(buttons))
 
 
 @router.callback_query(OrderCb.filter(F.action.in_({"list", "rlist"})))

@@ -26,6 +26,9 @@ class Product(Base):
     warranty_months: Mapped[int] = mapped_column(Integer)
     specs: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Units on hand; NULL = not tracked (treated as available: a catalog without inventory
+    # must still sell). 0 = sold out (accessory suggestions and promotions skip it).
+    stock_qty: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

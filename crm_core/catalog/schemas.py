@@ -362,6 +362,13 @@ class ProductDTO(BaseModel):
     warranty_months: int
     specs: dict[str, Any]
     active: bool
+    stock_qty: int | None = None
+    """Units on hand; None when the catalog does not track stock (then it counts as available)."""
+
+    @property
+    def in_stock(self) -> bool:
+        """Available to sell now: stock not tracked, or at least one unit on hand."""
+        return self.stock_qty is None or self.stock_qty > 0
 
     def name(self, language: str) -> str:
         """The product name in `language` ("zh" or "en")."""
@@ -385,6 +392,9 @@ class ProductUpsert(BaseModel):
     )
     specs: dict[str, Any] = Field(default_factory=dict)
     active: bool = True
+    stock_qty: int | None = Field(
+        default=None, ge=0, description="Units on hand; omitted keeps the stored value"
+    )
 
     @field_validator("sku", mode="before")
     @classmethod
@@ -434,3 +444,68 @@ class CompatibilityResult(BaseModel):
 
     def reasons(self, language: str) -> list[str]:
         return self.reasons_zh if language == "zh" else self.reasons_en
+
+
+# --- accessories (crm_core.catalog.accessories) -----------------------------------------------
+
+
+class AccessorySuggestion(BaseModel):
+    """An accessory that fits the device: every rule passed, with one reason per rule."""
+
+    product: ProductDTO
+    device_sku: str
+    rules: list[str] = Field(default_factory=list, description="Rules checked, in order")
+    reasons_en: list[str] = Field(default_factory=list)
+    reasons_zh: list[str] = Field(default_factory=list)
+    score: float | None = Field(default=None, description="The caller's rank_by score, if any")
+
+    @property
+    def price(self) -> Decimal:
+        return self.product.price
+
+    @property
+    def currency(self) -> str:
+        return self.product.currency
+
+    @property
+    def stock_qty(self) -> int | None:
+        return self.product.stock_qty
+
+    @property
+    def in_stock(self) -> bool:
+        return self.product.in_stock
+
+    def reasons(self, language: str) -> list[str]:
+        return self.reasons_zh if language == "zh" else self.reasons_en
+
+    def reason(self, language: str) -> str:
+        """The reasons as one line in `language`."""
+        return ("；" if language == "zh" else "; ").join(self.reasons(language))
+
+
+class AccessoryMiss(BaseModel):
+    """A candidate that does not fit, with the checks it failed (for an honest "nothing fits")."""
+
+    product: ProductDTO
+    device_sku: str
+    failed: int
+    problems_en: list[str] = Field(default_factory=list)
+    problems_zh: list[str] = Field(default_factory=list)
+
+    def problem(self, language: str) -> str:
+        return ("；" if language == "zh" else "; ").join(
+            self.problems_zh if language == "zh" else self.problems_en
+        )
+
+
+class AccessoryMatch(BaseModel):
+    """The accessories of `category` for `device` within `budget`, and what to offer instead
+    when there are none: `nearest` (compatible, over budget) or `closest_misfit`."""
+
+    device: ProductDTO
+    category: str
+    budget: Decimal | None = None
+    suggestions: list[AccessorySuggestion] = Field(default_factory=list)
+    compatible_count: int = Field(0, description="Compatible items at any price")
+    nearest: AccessorySuggestion | None = None
+    closest_misfit: AccessoryMiss | None = None

@@ -144,6 +144,8 @@ class CatalogService:
         product.warranty_months = months
         product.specs = specs
         product.active = data.active
+        if "stock_qty" in data.model_fields_set:
+            product.stock_qty = data.stock_qty
         await self.session.flush()
         await self.session.refresh(product)
         return ProductDTO.model_validate(product)
@@ -154,6 +156,17 @@ class CatalogService:
         if product is None:
             raise NotFound(f"no product with SKU {sku!r}")
         product.active = active
+        await self.session.flush()
+        return ProductDTO.model_validate(product)
+
+    async def set_stock(self, sku: str, quantity: int | None) -> ProductDTO:
+        """Record the units on hand (None: stop tracking stock for this product)."""
+        if quantity is not None and quantity < 0:
+            raise ValidationFailed(f"stock cannot be negative (got {quantity})")
+        product = await self._by_sku(sku)
+        if product is None:
+            raise NotFound(f"no product with SKU {sku!r}")
+        product.stock_qty = quantity
         await self.session.flush()
         return ProductDTO.model_validate(product)
 

@@ -9,6 +9,7 @@ Warranty lengths follow the policy table (crm_core.catalog.service.policy_warran
 
 from __future__ import annotations
 
+import zlib
 from decimal import Decimal
 from typing import Any
 
@@ -582,6 +583,13 @@ _BY_CATEGORY: dict[str, list[dict[str, Any]]] = {
 }
 
 
+def demo_stock(sku: str) -> int:
+    """Units on hand for a demo product: fixed per SKU (a hash, not the seeded RNG, so adding
+    stock changed no other demo value); about one product in twelve is sold out."""
+    bucket = zlib.crc32(sku.encode()) % 12
+    return 0 if bucket == 0 else bucket * 4
+
+
 def demo_products() -> list[dict[str, Any]]:
     """Every demo product as a plain row (sku, names, category, brand, price, warranty, specs).
 
@@ -598,6 +606,7 @@ def demo_products() -> list[dict[str, Any]]:
                     "price": Decimal(item["price"]).quantize(Decimal("0.01")),
                     "currency": "CNY",
                     "warranty_months": policy_warranty_months(category, item["specs"]),
+                    "stock_qty": demo_stock(item["sku"]),
                 }
             )
     return rows

@@ -60,7 +60,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     ),
     "products": (
         "id", "sku", "name_en", "name_zh", "category", "brand", "price", "currency",
-        "warranty_months", "specs", "active", "created_at", "updated_at",
+        "warranty_months", "specs", "active", "stock_qty", "created_at", "updated_at",
     ),
     "compatibility_rules": (
         "id", "source_category", "target_category", "rule", "params", "description_en",
@@ -307,7 +307,7 @@ class DemoGenerator:
                 (
                     p["id"], p["sku"], p["name_en"], p["name_zh"], p["category"], p["brand"],
                     p["price"], p["currency"], p["warranty_months"], p["specs"], True,
-                    created, created,
+                    p["stock_qty"], created, created,
                 )
             )  # fmt: skip
         for i, rule in enumerate(default_rule_rows(), start=1):

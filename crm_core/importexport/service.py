@@ -13,6 +13,7 @@ import contextlib
 import csv
 import json
 import os
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -351,3 +352,46 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)
     return value
+
+
+async def import_records(
+    session: AsyncSession,
+    clock: Clock,
+    config: ImportConfig,
+    entity: Entity,
+    records: list[dict[str, Any]],
+    *,
+    actor: str,
+    partial: bool = False,
+    dry_run: bool = False,
+    timezone: str | None = None,
+) -> ImportResult:
+    """Import records given as data (the REST API) with exactly the file import's rules:
+    they are written as a JSON Lines file (record n = row n) and imported from it in the
+    caller's transaction. Raises ImportRejected like `ImportService.import_file`."""
+    fd, name = tempfile.mkstemp(prefix="hwcrm-api-", suffix=".jsonl")
+    path = Path(name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            for record in records:
+                out.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+        request = ImportRequest(
+            entity=entity,
+            path=path,
+            file_format=FileFormat.JSONL,
+            encoding="utf-8",
+            partial=partial,
+            dry_run=dry_run,
+            timezone=timezone,
+            actor=actor,
+        )
+        try:
+            result = await ImportService(session, clock, config).import_file(request)
+        except ImportRejected as rejected:
+            rejected.result.path = "request"
+            raise
+        result.path = "request"
+        return result
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(name)

@@ -143,6 +143,19 @@ class StaffService:
         staff.password_hash = self._hash(password)
         await self._session.flush()
 
+    async def set_login(self, staff_id: int, login: str) -> StaffDTO:
+        """Give a staff member a console login (unique)."""
+        staff = await self._load(staff_id)
+        login = (login or "").strip()
+        if not LOGIN_RE.match(login):
+            raise ValidationFailed("a login is 3-64 characters: letters, digits and . _ @ - only")
+        other = await self._session.scalar(select(StaffUser.id).where(StaffUser.login == login))
+        if other is not None and other != staff_id:
+            raise Conflict(f"the login {login!r} is already taken")
+        staff.login = login
+        await self._session.flush()
+        return _to_dto(staff)
+
     async def authenticate(self, login: str, password: str) -> StaffDTO | None:
         """The active staff member with this login and password, or None (no hint which failed)."""
         staff = await self._session.scalar(select(StaffUser).where(StaffUser.login == login))

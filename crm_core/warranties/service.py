@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import calendar
 import functools
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import Select, bindparam, func, select
@@ -255,6 +255,33 @@ class WarrantyService:
         """Like `warranty_for_telegram_user`, by customer id (console, staff topic header)."""
         result = await self.session.execute(_by_customer_stmt(), {"customer_id": customer_id})
         return [self._status(row) for row in result.mappings().all()]
+
+    async def expiring_units(self, within_days: int) -> list[WarrantyStatus]:
+        """Serialised units (of any customer) whose warranty ends within `within_days` and is
+        not void or expired yet, soonest first (the campaigns' extended-warranty rule).
+
+        Only orders young enough to still be covered are read: placed within the longest
+        standard warranty in the catalog plus the longest extension (and a month's slack).
+        """
+        longest = await self.session.scalar(select(func.max(Product.warranty_months))) or 0
+        months = int(longest) + max(EXTENSION_MONTHS) + 1
+        oldest = self.clock.now() - timedelta(days=31 * months)
+        result = await self.session.execute(
+            _status_select()
+            .where(_COVERED, Order.placed_at >= oldest)
+            .order_by(Order.id, OrderItemSerial.serial_number)
+        )
+        today = self.clock.now().date()
+        out: list[WarrantyStatus] = []
+        for row in result.mappings():
+            unit = self._status(row)
+            if (
+                unit.status in (WarrantyState.ACTIVE, WarrantyState.EXPIRING)
+                and (unit.ends_on - today).days <= within_days
+            ):
+                out.append(unit)
+        out.sort(key=lambda u: (u.ends_on, u.serial_number or ""))
+        return out
 
     async def warranty_for_order(
         self, order_number: str, customer_id: int, *, order_item_id: int | None = None

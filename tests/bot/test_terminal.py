@@ -194,6 +194,7 @@ def _fake_prepare(monkeypatch: Any) -> list[str]:
     monkeypatch.setattr(cli_bot, "prepare", prepare)
     monkeypatch.setattr(cli_bot, "_chat", chat)
     monkeypatch.setattr(cli_bot, "_run_bot", run_bot)
+    monkeypatch.setattr(cli_bot, "start_console_thread", lambda settings: calls.append("console"))
     return calls
 
 
@@ -213,8 +214,9 @@ def test_start_without_a_terminal_prints_the_summary_and_exits_0(
     assert calls == ["prepare"]  # no chat: CI must not hang
     assert "hwcrm is ready" in result.output
     assert "2,000 customers" in result.output and "hwcrm chat --as 1002" in result.output
+    assert "http://127.0.0.1:8080/login" in result.output
     result = CliRunner().invoke(cli, ["start", "--chat"], input="")
-    assert result.exit_code == 0 and calls[-1] == "chat"
+    assert result.exit_code == 0 and calls[-2:] == ["console", "chat"]
 
 
 def test_start_with_a_token_runs_the_telegram_bot(monkeypatch: Any, tmp_path: Any) -> None:
@@ -228,5 +230,5 @@ def test_start_with_a_token_runs_the_telegram_bot(monkeypatch: Any, tmp_path: An
     _register_subcommands()
     result = CliRunner().invoke(cli, ["start"], input="")
     assert result.exit_code == 0, result.output
-    assert calls == ["prepare", "bot"]
+    assert calls == ["prepare", "console", "bot"]
     assert "4242:start-test" not in result.output
