@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import CursorResult, func, or_, select, update
+from sqlalchemy import CursorResult, Table, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.campaigns.models import Campaign, CampaignDelivery
@@ -310,6 +311,27 @@ class DeliveryService:
             telegram_message_id=telegram_message_id,
         )
 
+    async def mark_sent_many(self, sent: Sequence[tuple[int, int | None]]) -> None:
+        """`mark_sent` for many rows at once: (delivery id, Telegram message id) pairs, one
+        statement executed for all of them (rows not in `sending` are left alone)."""
+        if not sent:
+            return
+        now = self._clock.now()
+        table = cast(Table, CampaignDelivery.__table__)
+        stmt = (
+            update(table)
+            .where(table.c.id == bindparam("b_id"), table.c.state == "sending")
+            .values(
+                state="sent",
+                sent_at=now,
+                updated_at=now,
+                telegram_message_id=bindparam("b_message"),
+            )
+        )
+        await self._session.execute(
+            stmt, [{"b_id": delivery_id, "b_message": message} for delivery_id, message in sent]
+        )
+
     async def mark_unreachable(self, delivery_id: int, error: str) -> bool:
         """403: the customer blocked the bot. Row `blocked`; the customer tagged `blocked_bot`,
         so every later push to them is blocked at claim time until they write again."""
@@ -386,7 +408,7 @@ class DeliveryService:
             update(CampaignDelivery)
             .where(CampaignDelivery.id == delivery_id, CampaignDelivery.state.in_(from_states))
             .values(**values)
-            .execution_options(synchronize_session="fetch")
+            .execution_options(synchronize_session=False)
         )
         moved = isinstance(result, CursorResult) and result.rowcount == 1
         if not moved:
