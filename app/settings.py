@@ -139,6 +139,7 @@ class BotSection(BaseModel):
     staff_chat_id: int = 0
     fsm_storage: Literal["memory", "redis"] = "memory"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    event_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
 
 
 class HandoffTeam(BaseModel):

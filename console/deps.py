@@ -37,6 +37,9 @@ PAGE_ROLES: dict[str, tuple[str, ...]] = {
     "customer": (ADMIN, AGENT),
     "inbox": (ADMIN, AGENT),
     "inbox_action": (ADMIN, AGENT),
+    "tickets": (ADMIN, AGENT),
+    "ticket": (ADMIN, AGENT),
+    "ticket_change": (ADMIN, AGENT),
     "apikeys": (ADMIN,),
     "apikeys_change": (ADMIN,),
 }

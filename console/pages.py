@@ -32,10 +32,11 @@ from crm_core.conversations.handoff import AGENT_ROLES, HandoffService
 from crm_core.conversations.handoff_schemas import Owner
 from crm_core.conversations.models import Conversation
 from crm_core.customers.models import Customer
+from crm_core.errors import InvalidTransition, NotFound
 from crm_core.services import CrmServices
 from crm_core.support.desk import AgentDesk, DeskResult, NoDelivery, inbox
 from crm_core.tickets.models import Ticket
-from crm_core.tickets.state_machine import DONE_STATES
+from crm_core.tickets.state_machine import DONE_STATES, TicketStatus, allowed_targets
 
 router = APIRouter(include_in_schema=False)
 
@@ -277,10 +278,18 @@ async def customer(
     customer_id: int,
 ) -> Response:
     record = await crm.customers.get_customer_for_staff(info.staff.id, customer_id, VIEW_REASON)
-    devices = await crm.warranties.warranty_for_customer(customer_id)
-    tickets = await crm.tickets.list_for_customer(customer_id)
     return render(
-        request, ctx, "customer.html", info, customer=record, devices=devices, tickets=tickets
+        request,
+        ctx,
+        "customer.html",
+        info,
+        customer=record,
+        devices=await crm.warranties.warranty_for_customer(customer_id),
+        tickets=await crm.tickets.list_for_customer(customer_id),
+        orders=await crm.customers.purchase_history(customer_id),
+        consent=await crm.customers.consent_events(customer_id),
+        leads=await crm.leads.list_leads(customer_id=customer_id, limit=20),
+        conversations=(await crm.conversations.for_customer(customer_id))[:10],
     )
 
 
@@ -433,6 +442,118 @@ NO_BOT = "no Telegram bot is configured (HWCRM_BOT__TOKEN): nothing can reach th
 def _desk(ctx: Ctx, crm: CrmServices) -> AgentDesk:
     notifier = ctx.notifier(crm) if ctx.notifier is not None else NoDelivery(NO_BOT)
     return AgentDesk(crm, notifier, ctx.settings.handoff.canned)
+
+
+# --- tickets -------------------------------------------------------------------------------
+
+
+@router.get("/tickets", response_class=HTMLResponse)
+async def tickets_page(
+    request: Request,
+    ctx: Ctx,
+    crm: Crm,
+    info: Annotated[SessionInfo, Depends(Allow("tickets"))],
+    status: str = "",
+    mine: int = 0,
+    overdue: int = 0,
+) -> Response:
+    """The ticket queue, most urgent SLA first; filters: status, mine, overdue."""
+    wanted = status if status in {s.value for s in TicketStatus} else None
+    rows = await crm.tickets.list_tickets(
+        status=wanted,
+        assignee_staff_id=info.staff.id if mine else None,
+        overdue=bool(overdue),
+        limit=200,
+    )
+    now = ctx.clock.now()
+    items = [
+        {
+            "ticket": t,
+            "sla_minutes": int((t.sla_due_at - now).total_seconds() // 60)
+            if t.sla_due_at
+            else None,
+        }
+        for t in rows
+    ]
+    return render(
+        request,
+        ctx,
+        "tickets.html",
+        info,
+        items=items,
+        statuses=[s.value for s in TicketStatus],
+        selected_status=wanted or "",
+        mine=bool(mine),
+        overdue=bool(overdue),
+    )
+
+
+@router.get("/tickets/{ticket_number}", response_class=HTMLResponse)
+async def ticket_page(
+    request: Request,
+    ctx: Ctx,
+    crm: Crm,
+    info: Annotated[SessionInfo, Depends(Allow("ticket"))],
+    ticket_number: str,
+    flash: str | None = None,
+    bad: int = 0,
+) -> Response:
+    ticket = await crm.tickets.get(ticket_number)
+    customer = await crm.customers.get_customer_for_staff(
+        info.staff.id, ticket.customer_id, f"console: ticket {ticket.ticket_number}"
+    )
+    events = await crm.tickets.events(ticket.ticket_number)
+    agents = [s for s in await crm.staff.list_staff() if s.role in AGENT_ROLES]
+    return render(
+        request,
+        ctx,
+        "ticket.html",
+        info,
+        ticket=ticket,
+        customer=customer,
+        events=events,
+        allowed=[s.value for s in allowed_targets(ticket.status)],
+        agents=agents,
+        flash=flash,
+        flash_bad=bool(bad),
+    )
+
+
+@router.post("/tickets/{ticket_number}/{action}", dependencies=[CsrfOk])
+async def ticket_action(
+    request: Request,
+    ctx: Ctx,
+    crm: Crm,
+    info: Annotated[SessionInfo, Depends(Allow("ticket_change"))],
+    ticket_number: str,
+    action: str,
+) -> Response:
+    """Status change along the ticket state machine, or assignment; a refusal is shown with
+    the state machine's reason (and nothing changes)."""
+    form = await request.form()
+    note = str(form.get("note") or "").strip()[:2000] or None
+    ticket = await crm.tickets.get(ticket_number)
+    path = f"/tickets/{ticket.ticket_number}"
+    lang = info.language
+    if action == "status":
+        target = str(form.get("status") or "")
+        try:
+            await crm.tickets.transition(
+                ticket.ticket_number, target, actor=info.staff.actor, note=note
+            )
+        except InvalidTransition as exc:
+            return redirect(request, path, flash=str(exc), bad="1")
+    elif action == "assign":
+        raw = str(form.get("staff_id") or "")
+        await crm.tickets.assign(
+            ticket.ticket_number,
+            int(raw) if raw.isdigit() else None,
+            actor=info.staff.actor,
+            note=note,
+        )
+    else:
+        raise NotFound(f"no ticket action {action!r}")
+    return redirect(request, path, flash=ctx.ui.t("console.done", lang), bad="0")
 
 
 # --- API keys (admins) ---------------------------------------------------------------------

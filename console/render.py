@@ -26,6 +26,7 @@ NAV = (
     ("dashboard", "/", "console.nav_dashboard"),
     ("customers", "/customers", "console.nav_customers"),
     ("inbox", "/inbox", "console.nav_inbox"),
+    ("tickets", "/tickets", "console.nav_tickets"),
     ("apikeys", "/admin/apikeys", "console.nav_apikeys"),
 )
 

@@ -1,0 +1,23 @@
+"""Every console text exists in zh and en with the same placeholders, and every key the
+templates use is defined."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from app.console import CONSOLE_LOCALES
+from bot.i18n import Translator
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "console" / "templates"
+
+
+def test_console_locales_are_complete_in_both_languages() -> None:
+    ui = Translator(CONSOLE_LOCALES)
+    assert ui.check() == []
+    used = {
+        key
+        for path in TEMPLATES.glob("*.html")
+        for key in re.findall(r"\bt\('([a-z_.]+)'", path.read_text(encoding="utf-8"))
+    }
+    assert used and used <= ui.keys("en") and used <= ui.keys("zh")
