@@ -560,7 +560,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--drain-timeout",
         type=float,
-        default=900.0,
+        default=240.0,
         help="after the kill and restart, drain at most this long (the rest stays queued)",
     )
     parser.add_argument("--logs", default="")
