@@ -216,9 +216,12 @@ class Sender:
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
         finally:
-            if self._tasks:
-                await asyncio.gather(*list(self._tasks), return_exceptions=True)
             try:  # the database may be down: do not hang the shutdown for ever
+                if self._tasks:
+                    await asyncio.wait_for(
+                        asyncio.gather(*list(self._tasks), return_exceptions=True),
+                        self.shutdown_timeout_s,
+                    )
                 await asyncio.wait_for(self._outcomes.join(), self.shutdown_timeout_s)
             except TimeoutError:
                 log.error(
