@@ -36,7 +36,7 @@ COMPATIBLE_LIMIT = 5
 
 
 def is_stop_word(text: str | None) -> bool:
-    """"STOP" / "退订" alone (any case and spacing); photos and stickers have no text."""
+    """ "STOP" / "退订" alone (any case and spacing); photos and stickers have no text."""
     return text is not None and " ".join(text.split()).casefold() in STOP_WORDS
 
 
