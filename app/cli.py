@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import typer
@@ -33,10 +33,15 @@ cli.add_typer(config_app, name="config")
 cli.add_typer(db_app, name="db")
 
 
-def run_async(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine for a CLI command; a database that is behind is a clean error."""
+def run_async(
+    coro: Coroutine[Any, Any, T],
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
+) -> T:
+    """Run a coroutine for a CLI command (on a loop from `loop_factory`, default asyncio's);
+    a database that is behind is a clean error."""
     try:
-        return asyncio.run(coro)
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            return runner.run(coro)
     except SchemaBehindError as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None

@@ -202,7 +202,9 @@ async def _prepare_nlu(container: Container, result: Prepared, *, quiet: bool) -
     result.nlu_intents = len(model.labels)
 
 
-def _summary(result: Prepared, settings: Settings, *, chat_next: bool) -> None:
+def _summary(
+    result: Prepared, settings: Settings, *, chat_next: bool, console_next: bool = False
+) -> None:
     from app.cli import console
     from crm_core.demo import DEMO_IDENTITIES
 
@@ -238,7 +240,8 @@ def _summary(result: Prepared, settings: Settings, *, chat_next: bool) -> None:
     from app.cli_demo import print_demo_logins
     from app.console import console_url
 
-    console.print(f"  console         {console_url(settings)} (started beside the chat/bot)")
+    how = "starting now" if console_next else "serve it with `hwcrm console`"
+    console.print(f"  staff console   {console_url(settings)} ({how})")
     print_demo_logins(result.demo_logins)
     if chat_next:
         console.print("Starting the chat as demo customer 1001 (张伟) — :help for commands.\n")
@@ -290,10 +293,17 @@ def bot_cmd(
         )
         raise typer.Exit(2)
     _configure_logging(settings)
+    from bot.runtime import event_loop_factory
+
+    loop_factory = event_loop_factory(settings.bot.event_loop)
+    logging.getLogger("bot.runtime").info(
+        "event loop: %s", "uvloop" if loop_factory is not None else "asyncio"
+    )
     children = _spawn_workers(settings, workers, mode, warm_up) if worker_index == 0 else []
     try:
         run_async(
-            _run_bot(settings, mode, warm_up=warm_up, worker_index=worker_index, workers=workers)
+            _run_bot(settings, mode, warm_up=warm_up, worker_index=worker_index, workers=workers),
+            loop_factory,
         )
     finally:
         _stop_workers(children)
@@ -479,13 +489,13 @@ def start_cmd(
     console.print(f"[dim]prepared in {time.perf_counter() - started:.1f}s[/dim]")
     if has_token:
         _configure_logging(settings)
-        _summary(result, settings, chat_next=False)
+        _summary(result, settings, chat_next=False, console_next=True)
         start_console_thread(settings)
         console.print(f"starting the Telegram bot ({settings.bot.mode} mode)…")
         run_async(_run_bot(settings, None))
         return
     interactive = sys.stdin.isatty() if chat is None else chat
-    _summary(result, settings, chat_next=interactive)
+    _summary(result, settings, chat_next=interactive, console_next=interactive)
     if not interactive:
         return
     start_console_thread(settings)

@@ -184,19 +184,25 @@ def create(
             ),
             actor=actor,
         )
-        return campaign, await crm.campaigns.audience(campaign.id)
+        return campaign, await crm.campaigns.audience(campaign.id, actor=actor)
 
     campaign, audience = _in_unit_of_work(work)
     console.print(f"created campaign [bold]#{campaign.id}[/bold] {escape(campaign.name)} (draft)")
     _print_audience(audience)
 
 
+ACTOR_HELP = "Who is looking (e.g. staff:6); sampled customers are audited as read by it."
+
+
 @campaign_app.command("audience")
-def audience(ref: str = typer.Argument(..., help="Campaign id or name.")) -> None:
+def audience(
+    ref: str = typer.Argument(..., help="Campaign id or name."),
+    actor: str = typer.Option("cli", "--actor", help=ACTOR_HELP),
+) -> None:
     """Live audience count and a sample of recipients."""
 
     async def work(container: Container, crm: CrmServices) -> AudienceDTO:
-        return await crm.campaigns.audience(ref)
+        return await crm.campaigns.audience(ref, actor=actor)
 
     _print_audience(_in_unit_of_work(work))
 
@@ -205,12 +211,13 @@ def audience(ref: str = typer.Argument(..., help="Campaign id or name.")) -> Non
 def preview(
     ref: str = typer.Argument(..., help="Campaign id or name."),
     lang: str | None = typer.Option(None, "--lang", help="zh | en (default: both)."),
+    actor: str = typer.Option("cli", "--actor", help=ACTOR_HELP),
 ) -> None:
     """Each variant in each language, filled in with a sample recipient's data."""
     from app.cli import console
 
     async def work(container: Container, crm: CrmServices) -> list[Any]:
-        return await crm.campaigns.preview(ref, lang)
+        return await crm.campaigns.preview(ref, lang, actor=actor)
 
     for p in _in_unit_of_work(work):
         who = f"customer #{p.customer_id}" if p.customer_id else "placeholder data"

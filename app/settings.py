@@ -89,7 +89,7 @@ class KbSection(BaseModel):
     lexical_weight: float = 1.0
     # Second dense retriever for English queries over the English chunks ("" = off).
     english_embedder: str = "sentence-transformers:minilm"
-    english_weight: float = 1.0
+    english_weight: float = 3.0
     candidates: int = 100
     # faiss index: auto = exact (flat) up to exact_index_max vectors, HNSW above.
     index_type: Literal["auto", "flat", "hnsw", "ivf"] = "auto"
@@ -139,6 +139,7 @@ class BotSection(BaseModel):
     staff_chat_id: int = 0
     fsm_storage: Literal["memory", "redis"] = "memory"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    event_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
 
 
 class HandoffTeam(BaseModel):

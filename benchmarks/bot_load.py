@@ -125,7 +125,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Redis for --workers > 1; the bot's keys there are deleted before and after",
     )
     p.add_argument("--keep", action="store_true", help="keep the schema afterwards")
+    p.add_argument(
+        "--reuse",
+        action="store_true",
+        help="reuse the schema and knowledge-base index of an earlier --reuse run when they "
+        "exist (quick re-runs; implies --keep; the index is kept in var/bench/kb-<schema>)",
+    )
     p.add_argument("--seed", type=int, default=7, help="random seed for the message mix")
+    p.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="sample the bot's processes with py-spy during the measured window; write the "
+        "collapsed stacks to FILE and print the top functions (self and inclusive time)",
+    )
+    p.add_argument("--profile-rate", type=int, default=100, help="py-spy samples/s (100)")
+    p.add_argument(
+        "--profile-gil",
+        action="store_true",
+        help="sample only the thread holding the GIL (Python CPU time; without it, every "
+        "thread the OS shows as running, which on a busy machine includes waiting for a core)",
+    )
+    p.add_argument("--profile-top", type=int, default=25, help="rows of the profile (25)")
     return p.parse_args(argv)
 
 
@@ -186,15 +206,35 @@ async def prepare_database(url: str, base_url: str, schema: str, seed_customers:
     await engine.dispose()
 
 
-async def prepare_kb(url: str, index_dir: Path) -> Path:
-    """An index dir that holds a knowledge-base index (ingested into a temp dir if needed)."""
+async def schema_is_seeded(base_url: str, schema: str) -> bool:
+    """True when `schema` exists and holds customers (an earlier `--reuse` run)."""
+    engine = create_engine(base_url)
+    try:
+        async with engine.connect() as conn:
+            table = await conn.scalar(text(f"SELECT to_regclass('\"{schema}\".customers')"))
+            if table is None:
+                return False
+            count = await conn.scalar(text(f'SELECT count(*) FROM "{schema}".customers'))
+            return bool(count)
+    finally:
+        await engine.dispose()
+
+
+async def prepare_kb(url: str, index_dir: Path, keep_dir: Path | None = None) -> Path:
+    """An index dir that holds a knowledge-base index: `index_dir` when it has one, else
+    `keep_dir` (kept for re-runs) when it has one, else ingested into `keep_dir` or a
+    temporary directory."""
     from app.settings import load_settings
     from knowledge_base.ingest import Ingestor
     from knowledge_base.store import IndexStore
 
     if IndexStore(index_dir).current_manifest() is not None:
         return index_dir
-    target = Path(tempfile.mkdtemp(prefix="hwcrm-bench-kb-"))
+    if keep_dir is not None and IndexStore(keep_dir).current_manifest() is not None:
+        return keep_dir
+    if keep_dir is not None:
+        keep_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 (set-up)
+    target = keep_dir or Path(tempfile.mkdtemp(prefix="hwcrm-bench-kb-"))
     settings = load_settings().kb.model_copy(update={"index_dir": target})
     engine = create_engine(url)
     ingestor = Ingestor.from_settings(create_session_factory(engine), settings)
@@ -259,6 +299,69 @@ async def bot_cpu_seconds(pid: int, start: float, stop: float) -> float:
     before = total()
     await asyncio.sleep(max(0.0, stop - time.monotonic()))
     return total() - before
+
+
+async def profile_bot(
+    pid: int, start: float, seconds: float, out: Path, rate: int, gil: bool
+) -> Path:
+    """py-spy (sampling, outside the bot) on the bot and its worker processes in the window."""
+    await asyncio.sleep(max(0.0, start - time.monotonic()))
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    proc = await asyncio.create_subprocess_exec(
+        spy, "record", "--pid", str(pid), "--subprocesses", "--function",
+        "--rate", str(rate), "--duration", str(max(1, round(seconds))),
+        "--format", "raw", "--output", str(out), *(["--gil"] if gil else []),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await proc.communicate()
+    if proc.returncode != 0 or not out.exists():  # noqa: ASYNC240 (after the window)
+        raise RuntimeError(f"py-spy failed: {err.decode(errors='replace')[-500:]}")
+    return out
+
+
+def _frame_name(frame: str) -> str:
+    """`fn (path/to/module.py:12)` → `fn (module/path.py:12)`, relative to the repo/site."""
+    name, _, where = frame.partition(" (")
+    where = where.rstrip(")")
+    for marker in ("site-packages/", str(ROOT) + "/", "/lib/python3.11/"):
+        if marker in where:
+            where = where.split(marker, 1)[1]
+            break
+    return f"{name} ({where})" if where else name
+
+
+def summarize_profile(path: Path, top: int) -> dict[str, Any]:
+    """Top functions by self samples and by inclusive samples from py-spy's collapsed stacks."""
+    from collections import Counter
+
+    own: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = [_frame_name(f) for f in stack.split(";")[1:]]  # [0] is the process/thread
+        if not frames:
+            continue
+        total += count
+        own[frames[-1]] += count
+        for frame in set(frames):
+            inclusive[frame] += count
+
+    def rows(counter: Counter[str]) -> list[tuple[str, float]]:
+        return [(name, round(100 * n / max(1, total), 1)) for name, n in counter.most_common(top)]
+
+    return {"samples": total, "self": rows(own), "inclusive": rows(inclusive)}
+
+
+def print_profile(summary: dict[str, Any]) -> None:
+    print(f"profile: {summary['samples']} samples of the bot's active threads")
+    for kind in ("self", "inclusive"):
+        print(f"  top by {kind} time (% of samples)")
+        for name, share in summary[kind]:
+            print(f"    {share:5.1f}  {name}")
 
 
 async def clear_redis(url: str) -> None:
@@ -358,11 +461,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     steps: dict[str, float] = {}
     url = f"{args.pg_url}{'&' if '?' in args.pg_url else '?'}search_path={args.schema}"
     started = time.perf_counter()
-    await prepare_database(url, args.pg_url, args.schema, args.seed_customers)
+    keep_kb = ROOT / "var" / "bench" / f"kb-{args.schema}" if args.reuse else None
+    reused = args.reuse and await schema_is_seeded(args.pg_url, args.schema)
+    if not reused:
+        if keep_kb is not None:
+            shutil.rmtree(keep_kb, ignore_errors=True)  # its metadata lived in the old schema
+        await prepare_database(url, args.pg_url, args.schema, args.seed_customers)
     steps["schema + demo data"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    index_dir = await prepare_kb(url, Path(args.kb_index_dir))
+    index_dir = await prepare_kb(url, Path(args.kb_index_dir), keep_kb)
     await asyncio.to_thread(prepare_nlu, Path(args.nlu_model_dir))
     steps["KB index + NLU model"] = time.perf_counter() - started
 
@@ -421,6 +529,20 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     connector=aiohttp.TCPConnector(limit=max(100, args.customers))
                 )
                 cpu_probe = asyncio.create_task(bot_cpu_seconds(process.pid, measure_from, stop_at))
+                profiler = (
+                    asyncio.create_task(
+                        profile_bot(
+                            process.pid,
+                            measure_from,
+                            args.duration,
+                            Path(args.profile),
+                            args.profile_rate,
+                            args.profile_gil,
+                        )
+                    )
+                    if args.profile
+                    else None
+                )
                 async with connector_http:
                     await asyncio.gather(
                         *(
@@ -441,6 +563,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     )
                 load_after = os.getloadavg()[0]
                 bot_cpu_s = await cpu_probe
+                profile = summarize_profile(await profiler, args.profile_top) if profiler else None
         finally:
             if process.returncode is None:
                 process.send_signal(signal.SIGTERM)
@@ -453,12 +576,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     failures = bot_log.count("failed in ")
     if args.workers > 1:
         await clear_redis(args.redis_url)
-    if not args.keep:
+    if not (args.keep or args.reuse):
         engine = create_engine(args.pg_url)
         async with engine.begin() as conn:
             await conn.execute(text(f'DROP SCHEMA IF EXISTS "{args.schema}" CASCADE'))
         await engine.dispose()
-    if index_dir != Path(args.kb_index_dir):
+    if index_dir not in (Path(args.kb_index_dir), keep_kb):
         shutil.rmtree(index_dir, ignore_errors=True)
     lat = stats.latencies_ms
     result = {
@@ -489,6 +612,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "load_avg_1m_after": round(load_after, 2),
         "steps_s": {k: round(v, 1) for k, v in steps.items()},
         "bot_log": str(log_path),
+        "profile": profile,
         **machine(),
     }
     return result
@@ -553,6 +677,8 @@ def report(result: dict[str, Any]) -> None:
         print(f"  {key:<{width}}  {value}")
     for step, seconds in result["steps_s"].items():
         print(f"  set-up: {step}: {seconds:.1f} s")
+    if result.get("profile"):
+        print_profile(result["profile"])
     print(json.dumps(result, ensure_ascii=False))
 
 

@@ -11,7 +11,11 @@ MAP 0.978. Nothing is tuned on StackFAQ: hybrid uses the fusion settings chosen 
 set (`--tune`), the same as production.
 
 Each embedder (use-multilingual, sentence-transformers:minilm) × mode (dense, lexical,
-hybrid) is evaluated with `knowledge_base.evaluation`, exactly like `hwcrm kb evaluate`.
+hybrid) is evaluated; the default configuration (`kb.embedder` with `kb.english_embedder`
+fused in for English queries) is the row `use-multilingual+en:<model>` / hybrid
+(`--no-english` leaves it out). `--tune-english` chooses `kb.english_weight` on the
+validation half of StackFAQ (even threads) and our DEV set, never on a test split.
+The embedder with `knowledge_base.evaluation`, exactly like `hwcrm kb evaluate`.
 Output: a table, plus one JSON line per result (with machine and date) in `--output`.
 Corpus vectors are cached on disk (`--cache-dir`); query latency always includes embedding
 the query with the real model.
@@ -26,6 +30,7 @@ import json
 import os
 import platform
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +186,44 @@ def stackfaq_split(cache_dir: Path, embedder_name: str) -> list[dict[str, Any]]:
     return rows
 
 
+def tune_english(cache_dir: Path, weights: list[float]) -> None:
+    """Grid over kb.english_weight on StackFAQ's validation half (even threads) and DEV.
+
+    Rule (chosen before looking at any test split): the largest StackFAQ-validation MAP among
+    the weights whose DEV English hit@3 equals the best DEV English hit@3 of the grid.
+    """
+    settings = load_settings().kb
+    use = CachingEmbedder(get_embedder(settings.embedder), cache_dir)
+    english = CachingEmbedder(get_embedder(settings.english_embedder), cache_dir)
+    corpus, queries = stackfaq()
+    size = {"chunk_size": settings.chunk_size, "chunk_overlap": settings.chunk_overlap}
+    sfaq = build_corpus_index(corpus, use, english_embedder=english, **size)
+    ours = build_corpus_index(
+        article_corpus(ROOT / settings.articles_dir), use, english_embedder=english, **size
+    )
+    val = [q for q in queries if int(q["relevant"][0].split("-")[1]) % 2 == 0]
+    dev = load_jsonl(DEV)
+    for model in (use, english):
+        model.encode([q["query"] for q in val + dev])
+        model.save()
+    base = search_params_from(settings)
+    rows = []
+    for weight in weights:
+        params = replace(base, english_weight=weight)
+        r = evaluate_index(sfaq, use, val, params=params, english_embedder=english)
+        d = evaluate_query_set(ours, use, dev, params=params, english_embedder=english)
+        rows.append((weight, r.metrics["map"], d["en"].metrics["hit@3"], d["en"].metrics["mrr"]))
+        print(
+            f"english_weight {weight:>4}: StackFAQ-val MAP {rows[-1][1]:.4f}  DEV en hit@3 "
+            f"{rows[-1][2]:.3f} MRR {rows[-1][3]:.3f}  DEV zh hit@3 {d['zh'].metrics['hit@3']:.3f}"
+            f"  cross hit@3 {d['cross_lingual'].metrics['hit@3']:.3f}",
+            flush=True,
+        )
+    best_hit = max(r[2] for r in rows)
+    chosen = max((r for r in rows if r[2] == best_hit), key=lambda r: r[1])
+    print(f"chosen english_weight = {chosen[0]}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", choices=("stackfaq", "ours"), default=None)
@@ -190,6 +233,17 @@ def main() -> None:
     parser.add_argument("--cache-dir", type=Path, default=ROOT / "var/kb/embed-cache")
     parser.add_argument("--tune", action="store_true", help="grid-search fusion on DEV")
     parser.add_argument(
+        "--tune-english",
+        nargs="*",
+        type=float,
+        default=None,
+        metavar="WEIGHT",
+        help="choose kb.english_weight on StackFAQ-val + DEV (default grid 0 0.5 1 1.5 2 3 4 5)",
+    )
+    parser.add_argument(
+        "--no-english", action="store_true", help="skip the default (english-fused) rows"
+    )
+    parser.add_argument(
         "--stackfaq-split",
         action="store_true",
         help="choose StackFAQ fusion on a validation half of its threads, report the other half",
@@ -197,6 +251,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.tune:
         tune(args.cache_dir)
+        return
+    if args.tune_english is not None:
+        tune_english(args.cache_dir, args.tune_english or [0, 0.5, 1, 1.5, 2, 3, 4, 5])
         return
     if args.stackfaq_split:
         with args.output.open("a", encoding="utf-8") as fh:
@@ -213,13 +270,23 @@ def main() -> None:
         "rrf_k": params.rrf_k,
         "dense_weight": params.dense_weight,
         "lexical_weight": params.lexical_weight,
+        "english_weight": params.english_weight,
     }
     rows: list[dict[str, Any]] = []
+    configs: list[tuple[str, str | None]] = [(name, None) for name in args.embedders]
+    if settings.english_embedder and not args.no_english:
+        # The default configuration first: multilingual + the English model for English queries.
+        configs.insert(0, (settings.embedder, settings.english_embedder))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     out = args.output.open("a", encoding="utf-8")
-    for name in args.embedders:
+    for name, english_name in configs:
         model = get_embedder(name)
         cached = CachingEmbedder(model, args.cache_dir)
+        english = get_embedder(english_name) if english_name else None
+        english_cached = CachingEmbedder(english, args.cache_dir) if english else None
+        label = f"{name}+en:{english_name.split(':')[-1]}" if english_name else name
+        modes = ["hybrid"] if english else args.modes
+        run_params = params if english else replace(params, english_weight=0.0)
         if args.only in (None, "stackfaq"):
             corpus, queries = stackfaq()
             index = build_corpus_index(
@@ -227,15 +294,20 @@ def main() -> None:
                 cached,
                 chunk_size=settings.chunk_size,
                 chunk_overlap=settings.chunk_overlap,
+                english_embedder=english_cached,
             )
             cached.save()
-            for mode in args.modes:
-                res = evaluate_index(index, model, queries, mode=mode, params=params)
+            if english_cached is not None:
+                english_cached.save()
+            for mode in modes:
+                res = evaluate_index(
+                    index, model, queries, mode=mode, params=run_params, english_embedder=english
+                )
                 row = _row(
                     meta,
                     set="stackfaq",
                     subset="all",
-                    embedder=name,
+                    embedder=label,
                     mode=mode,
                     n=res.n_queries,
                     metrics=res.metrics,
@@ -249,21 +321,31 @@ def main() -> None:
                 cached,
                 chunk_size=settings.chunk_size,
                 chunk_overlap=settings.chunk_overlap,
+                english_embedder=english_cached,
             )
             cached.save()
+            if english_cached is not None:
+                english_cached.save()
             for set_name, path in (("ours-dev", DEV), ("ours-test", TEST)):
                 if not path.exists():
                     print(f"({path.name} not found: skipped)")
                     continue
                 queries = load_jsonl(path)
-                for mode in args.modes:
-                    results = evaluate_query_set(index, model, queries, mode=mode, params=params)
+                for mode in modes:
+                    results = evaluate_query_set(
+                        index,
+                        model,
+                        queries,
+                        mode=mode,
+                        params=run_params,
+                        english_embedder=english,
+                    )
                     for subset, res in results.items():
                         row = _row(
                             meta,
                             set=set_name,
                             subset=subset,
-                            embedder=name,
+                            embedder=label,
                             mode=mode,
                             n=res.n_queries,
                             metrics=res.metrics,

@@ -57,4 +57,6 @@ class Texts:
         self.lang = lang
 
     def __call__(self, key: str, /, **params: object) -> str:
+        """Telegram HTML (parameters escaped by the Translator); at run time an `Html`, so
+        passing it on as a parameter of another text does not escape it again."""
         return self.translator.t(key, self.lang, **params)

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -47,6 +46,8 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message
 from bot.deps import BotDeps, Texts
 from bot.desk import desk_for
 from bot.desk import tell_customer as _tell_customer
+from bot.rendering import Html, truncate_html
+from bot.rendering import link as html_link
 from crm_core.conversations.handoff import AGENT_ROLES, HandoffService, route_team
 from crm_core.conversations.handoff_schemas import HandoffRequestInfo, Owner
 from crm_core.conversations.schemas import ConversationDTO
@@ -738,8 +739,7 @@ async def render_card(deps: BotDeps, crm: CrmServices, ctx: TopicContext) -> str
     else:
         lines.append(st("handoff.card_no_messages"))
     lines.append(st("handoff.card_commands"))
-    text = "\n".join(lines)
-    return text if len(text) <= CARD_MAX_CHARS else text[: CARD_MAX_CHARS - 1] + "…"
+    return truncate_html("\n".join(lines), CARD_MAX_CHARS)
 
 
 async def _notify_team(
@@ -754,11 +754,10 @@ async def _notify_team(
         for s in (find_staff(staff, str(m)) for m in (team.members if team else []))
         if s is not None and s.role in AGENT_ROLES and s.telegram_user_id
     ]
-    team_name = html.escape(team.name if team else "—")
+    team_name = team.name if team else "—"
     if members:
-        mentions = ", ".join(
-            f'<a href="tg://user?id={m.telegram_user_id}">{html.escape(m.name)}</a>'
-            for m in members
+        mentions = Html(", ").join_html(
+            html_link(m.name, f"tg://user?id={m.telegram_user_id}") for m in members
         )
         text = st("handoff.topic_queued", team=team_name, mentions=mentions)
     else:
@@ -769,7 +768,7 @@ async def _notify_team(
         crm,
         ctx,
         lambda topic: bot.send_message(
-            deps.settings.bot.staff_chat_id, text, message_thread_id=topic, parse_mode="HTML"
+            deps.settings.bot.staff_chat_id, text, message_thread_id=topic
         ),
     )
     if not deps.settings.handoff.notify_by_dm:

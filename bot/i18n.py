@@ -3,6 +3,12 @@
 Locale files live in `bot/locales/<lang>/<feature>.yml` (flat `key: text` mappings, keys unique
 across features). `Translator.check()` proves that every key exists in every language with the
 same placeholders; a test runs it.
+
+Every text is Telegram HTML (the bot sends with parse mode HTML): templates are trusted and may
+use <b>, <i>, <u>, <s>, <a href>, <code>, <pre>; a literal <, > or & in a template is written
+&lt; &gt; &amp;. Parameters are escaped here, unless they are `bot.rendering.Html` already (the
+result of another `t()` or of the renderer), so customer, agent and catalog text can never
+break a message or inject markup.
 """
 
 from __future__ import annotations
@@ -11,6 +17,8 @@ import string
 from pathlib import Path
 
 import yaml
+
+from bot.rendering import Html, format_html
 
 LANGUAGES = ("zh", "en")
 LOCALES_DIR = Path(__file__).resolve().parent / "locales"
@@ -43,16 +51,21 @@ class Translator:
                     merged[str(key)] = str(value)
             self._texts[lang] = merged
 
-    def __call__(self, key: str, lang: str, /, **params: object) -> str:
+    def __call__(self, key: str, lang: str, /, **params: object) -> Html:
         return self.t(key, lang, **params)
 
-    def t(self, key: str, lang: str, /, **params: object) -> str:
-        """The text for `key` in `lang` (en when lang is unknown), with `params` filled in."""
+    def t(self, key: str, lang: str, /, **params: object) -> Html:
+        """The HTML text for `key` in `lang` (en when lang is unknown), with `params` filled
+        in escaped (`Html` params are inserted as they are)."""
         texts = self._texts.get(lang) or self._texts["en"]
         template = texts.get(key)
         if template is None:
             raise KeyError(f"missing locale key {key!r} ({lang})")
-        return template.format(**params) if params else template
+        return format_html(template, params) if params else Html(template)
+
+    def template(self, key: str, lang: str) -> str:
+        """The raw template of `key` (for checks)."""
+        return self._texts[lang][key]
 
     def keys(self, lang: str) -> set[str]:
         return set(self._texts[lang])

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import html
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -54,7 +52,17 @@ Type a message and press Enter. A number presses that button of the last keyboar
   :help               this help      :quit  leave (or Ctrl-D)"""
 
 ReadLine = Callable[[str], str | None]
-_TAGS = re.compile(r"</?(?:a|b|i|u|s|code|pre|blockquote|tg-spoiler)(?:\s[^>]*)?>")
+_ENTITY_STYLES = {
+    "bold": "bold",
+    "italic": "italic",
+    "underline": "underline",
+    "strikethrough": "strike",
+    "code": "cyan",
+    "pre": "cyan",
+    "text_link": "underline blue",
+    "blockquote": "italic",
+    "spoiler": "reverse",
+}
 
 
 @dataclass
@@ -357,7 +365,7 @@ class TerminalChat:
             style = "magenta"
         assert side is not None
         buttons = self._buttons(call, side)
-        content = Text(body or "")
+        content = self._styled(call, body or "")
         if buttons:
             content.append("\n")
             for number, item in enumerate(buttons, start=1):
@@ -366,10 +374,33 @@ class TerminalChat:
         self.console.print(Panel(content, title=title, title_align="left", border_style=style))
 
     def _body(self, call: SentCall) -> str:
-        body = self._raw_body(call)
-        if call.params.get("parse_mode") == "HTML":
-            body = html.unescape(_TAGS.sub("", body))
-        return body
+        """The text as the person sees it (HTML already parsed by the fake Bot API)."""
+        return self._raw_body(call)
+
+    @staticmethod
+    def _styled(call: SentCall, body: str) -> Text:
+        """`body` with Telegram's formatting as terminal styles (bold, italic, code, links
+        with their URL after them), when it is the message's own text."""
+        content = Text(body)
+        if body != call.text or not call.entities:
+            return content
+        units = body.encode("utf-16-le")
+
+        def index(offset: int) -> int:  # UTF-16 offset → str index
+            return len(units[: 2 * offset].decode("utf-16-le", errors="ignore"))
+
+        links: list[tuple[int, str]] = []
+        for entity in call.entities:
+            start = index(entity["offset"])
+            end = index(entity["offset"] + entity["length"])
+            style = _ENTITY_STYLES.get(entity["type"])
+            if style:
+                content.stylize(style, start, end)
+            if entity["type"] == "text_link" and entity.get("url") != body[start:end]:
+                links.append((end, str(entity.get("url", ""))))
+        for end, url in sorted(links, reverse=True):  # from the end, so offsets stay valid
+            content = content[:end] + Text(f" ({url})", style="dim") + content[end:]
+        return content
 
     def _raw_body(self, call: SentCall) -> str:
         if call.method == "copyMessage":

@@ -26,6 +26,8 @@ NAV = (
     ("dashboard", "/", "console.nav_dashboard"),
     ("customers", "/customers", "console.nav_customers"),
     ("inbox", "/inbox", "console.nav_inbox"),
+    ("tickets", "/tickets", "console.nav_tickets"),
+    ("staff", "/admin/staff", "console.nav_staff"),
     ("apikeys", "/admin/apikeys", "console.nav_apikeys"),
 )
 

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -82,11 +83,25 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Async
         kwargs["connect_args"] = {"timeout": 30}
     else:
         kwargs["pool_size"] = pool_size
-        kwargs["pool_pre_ping"] = True
     engine = create_async_engine(parsed, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    else:
+        event.listen(engine.sync_engine, "checkout", _replace_closed_connection)
     return engine
+
+
+def _replace_closed_connection(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """A pooled PostgreSQL connection that the server closed (restart, terminated backend,
+    idle timeout) is replaced on checkout, without a round trip: asyncpg notices when the
+    server closes its socket. (`pool_pre_ping` would cost BEGIN, a statement and ROLLBACK —
+    three round trips — on every checkout, i.e. on every bot update.) A connection that dies
+    silently (a network partition) fails its next statement instead; SQLAlchemy then
+    replaces every pooled connection, and the unit of work rolls back as for any error."""
+    raw = getattr(dbapi_connection, "_connection", None)  # asyncpg under SQLAlchemy's adapter
+    is_closed = getattr(raw, "is_closed", None)
+    if is_closed is not None and is_closed():
+        raise DisconnectionError("the server closed this pooled connection")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

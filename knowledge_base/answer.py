@@ -34,7 +34,15 @@ DEFAULT_CALIBRATION_FILE = Path(__file__).resolve().parent / "calibration.json"
 
 @dataclass
 class Answer:
-    """What the bot says: a passage with its source, or that it has no confident answer."""
+    """What the bot says: the article's solution with its source, or that it has no
+    confident answer.
+
+    `passage`/`heading` are the chunk that matched (it ranked the article; it is not what
+    the customer needs to read). `solution_markdown` is what to show: the article's solution
+    sections (front matter `solution:`, see knowledge_base/README.md) as Markdown, each under
+    its "## heading"; `solution_headings` names them. Empty only for articles without a
+    `solution:` field (e.g. ingested from HTML/PDF); callers then fall back to the passage.
+    """
 
     passage: str | None
     article_id: str | None
@@ -45,6 +53,13 @@ class Answer:
     confident: bool
     heading: str = ""
     hits: list[SearchHit] = field(default_factory=list)
+    solution_markdown: str = ""
+    solution_headings: list[str] = field(default_factory=list)
+
+    @property
+    def display_markdown(self) -> str:
+        """What the customer reads: the solution, else the matched passage."""
+        return self.solution_markdown or self.passage or ""
 
 
 @dataclass(frozen=True)

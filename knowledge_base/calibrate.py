@@ -4,7 +4,8 @@
     # or: hwcrm kb calibrate
 
 Training data: every DEV query, labelled 1 when the top article of a hybrid search over our
-articles (both languages, as the bot searches) is relevant, plus the off-topic questions in
+articles (both languages, as the bot searches, with `kb.english_embedder` fused in for
+English queries when set) is relevant, plus the off-topic questions in
 `calibration_offtopic.jsonl` (always 0: the knowledge base has nothing to say about them).
 The held-out test set is never used. The result is written into `kb.calibration_file`
 under the embedder's name.
@@ -24,7 +25,7 @@ from knowledge_base.answer import FEATURES, Calibration, features, save_calibrat
 from knowledge_base.embedders import get_embedder
 from knowledge_base.evaluation import article_corpus, build_corpus_index, load_jsonl
 from knowledge_base.index import KbIndex
-from knowledge_base.search import SearchParams, search_index
+from knowledge_base.search import SearchParams, english_query_vectors, search_index
 
 OFFTOPIC_FILE = Path(__file__).resolve().parent / "calibration_offtopic.jsonl"
 
@@ -34,11 +35,13 @@ def collect(
     embedder: Any,
     queries: list[dict[str, Any]],
     params: SearchParams,
+    english_embedder: Any = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Feature matrix and labels (top article relevant?) for labelled queries."""
     texts = [str(q["query"]) for q in queries]
     vectors = embedder.encode(texts)
-    hit_lists = search_index(index, texts, vectors, k=10, params=params)
+    english = english_query_vectors(english_embedder, texts) if index.english else None
+    hit_lists = search_index(index, texts, vectors, k=10, params=params, english_vectors=english)
     x = np.array([features(index, vectors[i], hits, params) for i, hits in enumerate(hit_lists)])
     y = np.array(
         [
@@ -87,22 +90,28 @@ def fit_and_save(
     from knowledge_base.service import search_params_from
 
     embedder = get_embedder(settings.embedder)
+    english = get_embedder(settings.english_embedder) if settings.english_embedder else None
     corpus_embedder: Any = embedder
+    corpus_english: Any = english
     if cache_dir is not None:
         corpus_embedder = CachingEmbedder(embedder, cache_dir)
+        corpus_english = CachingEmbedder(english, cache_dir) if english else None
     corpus = article_corpus(settings.articles_dir)
     index = build_corpus_index(
         corpus,
         corpus_embedder,
         chunk_size=settings.chunk_size,
         chunk_overlap=settings.chunk_overlap,
+        english_embedder=corpus_english,
     )
     if cache_dir is not None:
         corpus_embedder.save()
+        if corpus_english is not None:
+            corpus_english.save()
     params = search_params_from(settings)
     dev = load_jsonl(queries_path)
     offtopic = [{**row, "relevant": []} for row in load_jsonl(offtopic_path)]
-    x, y = collect(index, embedder, dev + offtopic, params)
+    x, y = collect(index, embedder, dev + offtopic, params, english)
     calibration, quality = fit(x, y)
     probabilities = np.array([calibration.probability(row) for row in x])
     threshold = float(settings.answer_threshold)
@@ -116,6 +125,8 @@ def fit_and_save(
             "rrf_k": params.rrf_k,
             "dense_weight": params.dense_weight,
             "lexical_weight": params.lexical_weight,
+            "english_embedder": settings.english_embedder or None,
+            "english_weight": params.english_weight,
         },
         **quality,
         f"at_threshold_{threshold}": {

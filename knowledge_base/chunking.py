@@ -38,6 +38,61 @@ def split_sections(body: str) -> list[tuple[str, str]]:
     return out
 
 
+@dataclass(frozen=True)
+class Section:
+    """A heading with everything below it up to the next heading of the same or a higher
+    level (its subsections included), as Markdown without the heading line."""
+
+    heading: str
+    level: int
+    markdown: str
+
+
+def outline(body: str) -> list[Section]:
+    """Every headed section of a Markdown body (nested sections appear inside their parent
+    and on their own)."""
+    lines = body.splitlines()
+    heads: list[tuple[int, int, str]] = []  # (line number, level, heading)
+    in_code = False
+    for number, line in enumerate(lines):
+        if line.lstrip().startswith("```"):
+            in_code = not in_code
+        match = None if in_code else _HEADING_RE.match(line)
+        if match:
+            heads.append((number, len(match.group(1)), match.group(2).strip()))
+    sections = []
+    for i, (number, level, heading) in enumerate(heads):
+        end = len(lines)
+        for later, later_level, _ in heads[i + 1 :]:
+            if later_level <= level:
+                end = later
+                break
+        sections.append(Section(heading, level, "\n".join(lines[number + 1 : end]).strip()))
+    return sections
+
+
+def solution_sections(body: str, headings: list[str]) -> list[Section]:
+    """The sections named by an article's front matter `solution:` list, in that order.
+
+    Raises ValueError naming a heading that is not in the article (or is empty)."""
+    by_heading: dict[str, Section] = {}
+    for section in outline(body):
+        by_heading.setdefault(_norm(section.heading), section)
+    out = []
+    for heading in headings:
+        found = by_heading.get(_norm(heading))
+        if found is None:
+            raise ValueError(f"no heading {heading!r} in the article")
+        if not found.markdown:
+            raise ValueError(f"the section {heading!r} is empty")
+        out.append(found)
+    return out
+
+
+def _norm(heading: str) -> str:
+    return " ".join(heading.split()).casefold()
+
+
 def _pieces(text: str, size: int) -> list[str]:
     """Split text into units no longer than `size`: paragraphs, then sentences, then chars."""
     units: list[str] = []

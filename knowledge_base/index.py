@@ -37,6 +37,8 @@ class ArticleMeta:
     categories: list[str] = field(default_factory=list)
     url: str | None = None
     translation_of: str | None = None
+    # The article's solution sections ({"heading", "markdown"}), what the bot shows.
+    solution: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def topic(self) -> str:

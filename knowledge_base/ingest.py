@@ -424,6 +424,7 @@ class Ingestor:
         row.source_path = article.source_path
         row.file_format = article.file_format
         row.content_hash = article.content_hash
+        row.solution = [dict(s) for s in article.solution]
         row.embedder = self.embedder.name
         row.index_version = ""
         row.updated_at = now

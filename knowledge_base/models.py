@@ -34,6 +34,8 @@ class KbArticle(Base):
     content_hash: Mapped[str] = mapped_column(String(64))
     embedder: Mapped[str] = mapped_column(String(200))
     index_version: Mapped[str] = mapped_column(String(64))
+    # [{"heading", "markdown"}] of the sections named by the front matter `solution:`.
+    solution: Mapped[list[dict[str, str]]] = mapped_column(JSONType, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -53,6 +55,7 @@ class KbArticle(Base):
             "language": self.language,
             "categories": list(self.categories or []),
             "url": self.source_url,
+            "solution": [dict(s) for s in self.solution or []],
         }
 
 

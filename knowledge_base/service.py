@@ -334,6 +334,7 @@ def build_answer(
             row = rows[int(cosines.argmax())] if len(cosines) else rows[0]
             passage, heading = index.chunks[row].text, index.chunks[row].heading
     meta = index.articles[article_id]
+    sections = solution_for(meta.solution, heading)
     return Answer(
         passage=passage,
         article_id=article_id,
@@ -344,4 +345,21 @@ def build_answer(
         confident=confidence >= threshold,
         heading=heading,
         hits=hits,
+        solution_markdown="\n\n".join(f"## {s['heading']}\n\n{s['markdown']}" for s in sections),
+        solution_headings=[s["heading"] for s in sections],
     )
+
+
+def solution_for(solution: list[dict[str, str]], matched_heading: str) -> list[dict[str, str]]:
+    """An article's solution sections in the order to show them: the section the query
+    matched first when it is one of them (also when it matched one of its subsections),
+    then the others in the order of the front matter."""
+    for i, section in enumerate(solution):
+        inside = {
+            line.lstrip("#").strip()
+            for line in section["markdown"].splitlines()
+            if line.startswith("#")
+        }
+        if matched_heading and (matched_heading == section["heading"] or matched_heading in inside):
+            return [section, *solution[:i], *solution[i + 1 :]]
+    return list(solution)

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from knowledge_base.chunking import solution_sections
 from knowledge_base.text import detect_language
 
 LANGUAGES = ("zh", "en")
@@ -48,6 +49,8 @@ class SourceArticle:
     tags: list[str] = field(default_factory=list)
     source_url: str | None = None
     translation_of: str | None = None
+    # The sections that say what to do (front matter `solution:`): what the bot shows.
+    solution: list[dict[str, str]] = field(default_factory=list)
 
 
 def is_candidate(path: Path) -> bool:
@@ -117,6 +120,12 @@ def _build(
         raise SourceError(
             f"unknown product categories {unknown} (use keys from crm_core/catalog/categories.py)"
         )
+    solution = []
+    try:
+        for section in solution_sections(body, _list_field(meta, "solution", split=False)):
+            solution.append({"heading": section.heading, "markdown": section.markdown})
+    except ValueError as exc:
+        raise SourceError(f"front matter field 'solution': {exc}") from None
     return SourceArticle(
         article_id=article_id,
         title=title.strip()[:500],
@@ -129,6 +138,7 @@ def _build(
         tags=_list_field(meta, "tags"),
         source_url=_str_field(meta, "source_url") or _str_field(meta, "url") or None,
         translation_of=_str_field(meta, "translation_of") or None,
+        solution=solution,
     )
 
 
@@ -146,12 +156,12 @@ def _str_field(meta: dict[str, Any], key: str) -> str:
     return str(value).strip()
 
 
-def _list_field(meta: dict[str, Any], key: str) -> list[str]:
+def _list_field(meta: dict[str, Any], key: str, *, split: bool = True) -> list[str]:
     value = meta.get(key)
     if value is None:
         return []
     if isinstance(value, str):
-        value = [v for v in re.split(r"[,\s]+", value) if v]
+        value = [v for v in re.split(r"[,\s]+", value) if v] if split else [value]
     if not isinstance(value, list):
         raise SourceError(f"front matter field '{key}' must be a list")
     return [str(v).strip() for v in value if str(v).strip()]

@@ -592,6 +592,8 @@ def train_embedded(
         raise ValueError("no training examples")
     intents = [e.intent for e in data.examples]
     val_intents = [e.intent for e in validation.examples] if validation else []
+    if len(set(intents) | set(val_intents)) < 2:
+        raise ValueError("need at least two intents to train a classifier")
     say(f"embedding {len(texts)} training examples with {embedder.name}")
     emb = embedder.encode(texts)
     given = validation is not None and bool(validation.examples)

@@ -26,14 +26,15 @@ from aiogram.types import (
 
 from bot.deps import BotDeps, Texts
 from bot.middlewares.interactions import annotate_outbound
+from bot.rendering import MESSAGE_LIMIT, truncate_html
 from crm_core.customers.schemas import CustomerDTO
 from crm_core.services import CrmServices
 
 Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | ForceReply
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
-# Telegram refuses messages longer than 4096 characters.
-MAX_MESSAGE_CHARS = 4000
+# Telegram refuses messages longer than 4096 characters (visible text, after entity parsing).
+MAX_MESSAGE_CHARS = MESSAGE_LIMIT
 
 # A text message that is not a command (state handlers must let /commands through).
 PLAIN_TEXT = F.text & ~F.text.startswith("/")
@@ -59,9 +60,9 @@ class Flow:
     kb_hits: list[str] = field(default_factory=list)
 
     async def say(self, text: str, markup: Markup | None = None) -> Message:
-        """Send `text` (cut to Telegram's limit) to the customer's chat."""
-        if len(text) > MAX_MESSAGE_CHARS:
-            text = text[: MAX_MESSAGE_CHARS - 1] + "…"
+        """Send `text` — Telegram HTML, as `t()` and the renderer make it — to the customer's
+        chat (parse mode HTML; cut at a word boundary to Telegram's limit if ever too long)."""
+        text = truncate_html(text, MAX_MESSAGE_CHARS)
         with annotate_outbound(
             intent=self.intent, confidence=self.confidence, kb_hits=list(self.kb_hits)
         ):

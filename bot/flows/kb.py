@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from aiogram.types import InlineKeyboardButton
 
-from bot.flows.render import plain_passage
+from bot.flows.render import kb_answer_html
 
 if TYPE_CHECKING:
     from bot.flows.context import Flow
@@ -39,13 +39,9 @@ async def ask_kb(flow: Flow, query: str, category: str | None = None) -> Answer 
 
 
 def answer_text(flow: Flow, answer: Answer) -> str:
-    """The passage with its source (title + URL)."""
-    return flow.t(
-        "kb.answer",
-        passage=plain_passage(answer.passage or ""),
-        title=answer.title or "",
-        url=answer.url or "",
-    )
+    """The answer as Telegram HTML: the article's solution steps, compact, with the link to
+    the whole article (see `bot.flows.render.kb_answer_html`)."""
+    return kb_answer_html(flow.t, answer)
 
 
 def source_button(flow: Flow, answer: Answer) -> InlineKeyboardButton | None:

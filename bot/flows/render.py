@@ -1,15 +1,21 @@
-"""Rendering CRM DTOs as customer-facing text (every word from the locale files)."""
+"""Rendering CRM DTOs and knowledge-base answers as customer-facing Telegram HTML (every word
+from the locale files; Markdown through `bot.rendering`)."""
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from bot.deps import Texts
+from bot.rendering import MESSAGE_LIMIT, fit_blocks, join_blocks, markdown_blocks
 from crm_core.warranties.schemas import WarrantyState, WarrantyStatus
 
-PASSAGE_MAX_CHARS = 1500
+if TYPE_CHECKING:
+    from knowledge_base.answer import Answer
+
+# A knowledge-base answer stays compact (about two phone screens); the rest is one tap away.
+ANSWER_MAX_CHARS = 1500
 
 
 def fmt_date(t: Texts, value: date | datetime | None) -> str:
@@ -67,15 +73,31 @@ def warranty_line(t: Texts, lang: str, w: WarrantyStatus) -> str:
     )
 
 
-_MARKDOWN = re.compile(r"(\*\*|__|`)")
-_HEADING = re.compile(r"^#{1,6}\s*", re.MULTILINE)
+def kb_answer_html(t: Texts, answer: Answer, budget: int = ANSWER_MAX_CHARS) -> str:
+    """A knowledge-base answer for Telegram: the article's title, its solution (what to do,
+    not the matched symptom paragraph) rendered from Markdown, and the link to the whole
+    article — "read more" when the solution did not fit `budget` visible characters (cut
+    between blocks, never mid-word)."""
+    blocks = markdown_blocks(answer.display_markdown)
+    kept, cut = fit_blocks(blocks, budget)
+    title = answer.title or ""
+    if answer.url:
+        source = t("kb.read_more" if cut else "kb.source", title=title, url=answer.url)
+    else:
+        source = t("kb.source_plain", title=title)
+    return t("kb.answer", title=title, passage=join_blocks(kept), source=source)
 
 
-def plain_passage(text: str, limit: int = PASSAGE_MAX_CHARS) -> str:
-    """A knowledge-base passage as plain text (no Markdown markers), cut at a line break."""
-    clean = _HEADING.sub("", _MARKDOWN.sub("", text)).strip()
-    if len(clean) <= limit:
-        return clean
-    cut = clean[:limit]
-    newline = cut.rfind("\n")
-    return (cut[:newline] if newline > limit // 2 else cut).rstrip() + "\n…"
+def article_html(
+    t: Texts, title: str, markdown: str, url: str | None, limit: int = MESSAGE_LIMIT
+) -> str:
+    """A whole article as one Telegram message: cut between blocks with a "read more" link
+    to `url` when it is longer than Telegram allows."""
+    blocks = markdown_blocks(markdown)
+    reserve = 200 + len(title)  # title, link line and the blank lines between them
+    kept, cut = fit_blocks(blocks, limit - reserve)
+    if url:
+        source = t("kb.read_more" if cut else "kb.source", title=title, url=url)
+    else:
+        source = t("kb.source_plain", title=title)
+    return t("kb.answer", title=title, passage=join_blocks(kept), source=source)

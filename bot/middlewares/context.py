@@ -15,6 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar
 
 from aiogram import BaseMiddleware
@@ -81,6 +82,29 @@ class UpdateScope:
     """Durable writes to run after the unit of work ended (committed or rolled back)."""
     session_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     """Serialises use of the session by concurrent sends of one handler (asyncio.gather)."""
+    touches: dict[int, tuple[datetime, bool]] = field(default_factory=dict)
+    """Conversations whose interactions were logged in this update's unit of work: the time
+    of the last one, and whether one of them was a customer contact (not an event). Their
+    last activity (and the customer's last contact) are moved once, before the commit."""
+
+    def defer_touch(self, conversation_id: int, at: datetime, *, customer_contact: bool) -> None:
+        """Remember to touch this conversation before the update's unit of work commits."""
+        previous = self.touches.get(conversation_id)
+        if previous is not None:
+            at = max(at, previous[0])
+            customer_contact = customer_contact or previous[1]
+        self.touches[conversation_id] = (at, customer_contact)
+
+    async def apply_touches(self) -> None:
+        """Move last activity / last contact of the conversations logged in this update
+        (in its unit of work, which must be open); called by `UnitOfWorkMiddleware`."""
+        pending, self.touches = self.touches, {}
+        if self.crm is None:
+            return
+        for conversation_id, (at, customer_contact) in pending.items():
+            await self.crm.conversations.touch(
+                conversation_id, at, customer_contact=customer_contact
+            )
 
 
 _SCOPE: contextvars.ContextVar[UpdateScope | None] = contextvars.ContextVar(
@@ -174,11 +198,13 @@ class UnitOfWorkMiddleware(BaseMiddleware):
             scope.crm = crm
             try:
                 result = await handler(event, data)
+                await scope.apply_touches()
             except BaseException:
                 # rolled back: what the update created may not exist any more. Deferred
                 # writes stay in the scope: the error middleware runs them after it has
                 # recorded the failed update (the gate runs any that are left).
                 scope.customer, scope.conversation_id = None, None
+                scope.touches = {}
                 raise
             finally:
                 scope.crm = None

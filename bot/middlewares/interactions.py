@@ -1,13 +1,17 @@
 """Every inbound and outbound message of a customer chat lands in the CRM.
 
 - Inbound: `InboundLoggingMiddleware` logs each private-chat message, edit and button press
-  in the update's unit of work (`crm.conversations.open_or_get` + `log_interaction`) and puts
+  in the update's unit of work (`crm.conversations.open_or_get` + `add_interaction`) and puts
   the conversation into the handler data (`conversation`).
 - Outbound: `OutboundLoggingMiddleware` is a Bot API *request* middleware
   (`bot.session.middleware(...)`): every successful sendMessage / sendPhoto / sendDocument /
   copyMessage / editMessageText (and a few more) to a private chat is logged — in the
   update's unit of work when it runs inside one, else in a short unit of work of its own.
   Handlers can attach what the NLU and knowledge base made of it with `annotate_outbound`.
+
+Cost: each interaction is one INSERT (no ORM flush, nothing read back); inside an update, the
+conversation's last activity and the customer's last contact are moved once, before the
+update's unit of work commits (`UpdateScope.defer_touch`), not once per message.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from aiogram.methods.base import TelegramType
 from aiogram.types import InputFile, Message, TelegramObject, Update
 
 from bot.middlewares.context import DbWriter, current_scope
+from bot.telegram_html import plain_or_same
 from crm_core.customers.schemas import CustomerDTO, CustomerUpdate
 from crm_core.services import CrmServices
 
@@ -119,9 +124,14 @@ class InboundLoggingMiddleware(BaseMiddleware):
             conversation = await crm.conversations.open_or_get(customer.id, chat_id)
             text, external_id = described
             direction = "event" if event.edited_message is not None else "inbound"
-            await crm.conversations.log_interaction(
-                conversation.id, direction, text, external_id=external_id
+            scope = current_scope()
+            deferred = scope is not None and scope.crm is crm
+            at = await crm.conversations.add_interaction(
+                conversation.id, direction, text, external_id=external_id, touch=not deferred
             )
+            if deferred:
+                assert scope is not None
+                scope.defer_touch(conversation.id, at, customer_contact=direction != "event")
             if BLOCKED_TAG in customer.tags:
                 customer = await set_blocked(crm, customer, blocked=False)
                 await crm.conversations.log_interaction(
@@ -129,7 +139,6 @@ class InboundLoggingMiddleware(BaseMiddleware):
                 )
                 data["customer"] = customer
             data["conversation"] = conversation
-            scope = current_scope()
             if scope is not None:
                 scope.conversation_id = conversation.id
         return await handler(event, data)
@@ -210,13 +219,14 @@ LOGGED_METHODS = (
 
 
 def describe_outbound(method: TelegramMethod[Any]) -> str:
-    """One line of CRM text for an outbound Bot API call."""
+    """One line of CRM text for an outbound Bot API call: what the customer reads (the
+    HTML of the message is reduced to its visible text)."""
     caption = getattr(method, "caption", None)
-    tail = f" {caption}" if caption else ""
+    tail = f" {plain_or_same(caption)}" if caption else ""
     if isinstance(method, SendMessage):
-        return method.text
+        return plain_or_same(method.text)
     if isinstance(method, EditMessageText):
-        return f"[edited message #{method.message_id}] {method.text}"
+        return f"[edited message #{method.message_id}] {plain_or_same(method.text or '')}"
     if isinstance(method, EditMessageCaption):
         return f"[edited caption #{method.message_id}]{tail}"
     if isinstance(method, SendPhoto):
@@ -298,7 +308,9 @@ class OutboundLoggingMiddleware(BaseRequestMiddleware):
                     customer.id if customer else None, chat_id
                 )
                 conversation_id = conversation.id
-            await crm.conversations.log_interaction(
+            # in the update's unit of work: touched once before it commits (see context.py)
+            deferred = scope is not None and scope.crm is crm
+            at = await crm.conversations.add_interaction(
                 conversation_id,
                 "outbound",
                 text,
@@ -307,7 +319,11 @@ class OutboundLoggingMiddleware(BaseRequestMiddleware):
                 kb_hits=list(meta.kb_hits),
                 agent_staff_id=meta.agent_staff_id,
                 external_id=external_id,
+                touch=not deferred,
             )
+            if deferred:
+                assert scope is not None
+                scope.defer_touch(conversation_id, at, customer_contact=True)
 
         try:
             await self.writer.write(record)

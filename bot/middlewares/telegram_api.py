@@ -22,16 +22,20 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import Bot
+from aiogram.client.default import Default
 from aiogram.client.session.middlewares.base import (
     BaseRequestMiddleware,
     NextRequestMiddlewareType,
 )
 from aiogram.exceptions import TelegramForbiddenError, TelegramRetryAfter
-from aiogram.methods import Response, TelegramMethod
+from aiogram.methods import AnswerCallbackQuery, Response, TelegramMethod
 from aiogram.methods.base import TelegramType
+from aiogram.types import InlineKeyboardMarkup, ReplyKeyboardMarkup
 
 from bot.middlewares.context import DbWriter
 from bot.middlewares.interactions import record_blocked
+from bot.rendering import truncate_html
+from bot.telegram_html import plain_or_same
 from crm_core.services import CrmServices
 
 log = logging.getLogger("bot.telegram")
@@ -123,12 +127,45 @@ class ForbiddenMiddleware(BaseRequestMiddleware):
             raise
 
 
-def _shorten(text: str, limit: int) -> str:
+def _is_html(method: TelegramMethod[Any]) -> bool:
+    """Whether Telegram parses this call's text as HTML (the bot's default parse mode)."""
+    mode = getattr(method, "parse_mode", None)
+    if isinstance(mode, Default):
+        return True  # DefaultBotProperties(parse_mode="HTML"), see bot.runtime.build_bot
+    return isinstance(mode, str) and mode.upper() == "HTML"
+
+
+def _shorten(text: str, limit: int, html: bool) -> str:
+    if html:
+        return truncate_html(text, limit)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _plain_labels(markup: Any) -> Any:
+    """Button labels are plain text in Telegram: labels made with `t()` (HTML) are shown as a
+    person reads them ("&amp;" → "&", tags dropped)."""
+    rows_attr = "inline_keyboard" if isinstance(markup, InlineKeyboardMarkup) else "keyboard"
+    if not isinstance(markup, InlineKeyboardMarkup | ReplyKeyboardMarkup):
+        return markup
+    rows = getattr(markup, rows_attr)
+    changed = False
+    new_rows = []
+    for row in rows:
+        new_row = []
+        for button in row:
+            label = plain_or_same(button.text)
+            if label != button.text:
+                button = button.model_copy(update={"text": label})
+                changed = True
+            new_row.append(button)
+        new_rows.append(new_row)
+    return markup.model_copy(update={rows_attr: new_rows}) if changed else markup
+
+
 class LengthGuardMiddleware(BaseRequestMiddleware):
-    """Shortens texts and captions that Telegram would refuse as too long."""
+    """Shortens texts and captions that Telegram would refuse as too long (HTML-aware: the
+    visible text is measured and tags stay balanced), and shows button labels and callback
+    alerts as plain text."""
 
     async def __call__(
         self,
@@ -136,10 +173,25 @@ class LengthGuardMiddleware(BaseRequestMiddleware):
         bot: Bot,
         method: TelegramMethod[TelegramType],
     ) -> Response[TelegramType]:
+        html = _is_html(method)
+        updates: dict[str, Any] = {}
         text = getattr(method, "text", None)
-        if isinstance(text, str) and len(text) > MAX_TEXT:
-            method = method.model_copy(update={"text": _shorten(text, MAX_TEXT)})
+        if isinstance(method, AnswerCallbackQuery):
+            if isinstance(text, str):
+                updates["text"] = plain_or_same(text)
+        elif isinstance(text, str):
+            updates["text"] = _shorten(text, MAX_TEXT, html)
         caption = getattr(method, "caption", None)
-        if isinstance(caption, str) and len(caption) > MAX_CAPTION:
-            method = method.model_copy(update={"caption": _shorten(caption, MAX_CAPTION)})
+        if isinstance(caption, str):
+            updates["caption"] = _shorten(caption, MAX_CAPTION, html)
+        markup = getattr(method, "reply_markup", None)
+        if markup is not None:
+            updates["reply_markup"] = _plain_labels(markup)
+        changed = {
+            k: v
+            for k, v in updates.items()
+            if v is not getattr(method, k) and v != getattr(method, k)
+        }
+        if changed:
+            method = method.model_copy(update=changed)
         return await make_request(bot, method)

@@ -38,6 +38,8 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine, make_url
 
 from bot.scheduler.ports import ScheduleScope
+from crm_core.campaigns.cron import parse_cron
+from crm_core.errors import ValidationFailed
 
 log = logging.getLogger("bot.scheduler")
 
@@ -87,61 +89,12 @@ def trigger_for(spec: Any, default_tz: str) -> DateTrigger | CronTrigger:
     return DateTrigger(run_date=spec.one_shot_at.astimezone(zone), timezone=zone)
 
 
-WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
-
-
 def cron_trigger(expression: str, zone: ZoneInfo) -> CronTrigger:
-    """A crontab expression as APScheduler's trigger. Weekdays mean what they mean in crontab
-    (0 and 7 = Sunday, 1 = Monday): APScheduler 3's `from_crontab` counts 0 = Monday, so
-    "0 10 * * 1" would fire on Tuesdays. The domain's parser (crm_core.campaigns.cron) gives
-    the fields with weekdays by name when it is there; else the weekday field is spelled out
-    by name here."""
-    try:
-        from crm_core.campaigns.cron import parse_cron  # type: ignore[import-not-found]
-    except ImportError:
-        parse_cron = None
-    if parse_cron is not None:
-        return CronTrigger(**parse_cron(expression).fields(), timezone=zone)
-    parts = expression.split()
-    if len(parts) != 5:
-        raise ValueError(f"cron {expression!r}: expected 5 fields (minute hour day month weekday)")
-    minute, hour, day, month, weekday = parts
-    return CronTrigger(
-        minute=minute,
-        hour=hour,
-        day=day,
-        month=month,
-        day_of_week=_weekdays_by_name(weekday),
-        timezone=zone,
-    )
-
-
-def _weekdays_by_name(field: str) -> str:
-    if field in ("*", "?"):
-        return "*"
-    days: set[int] = set()
-    for item in field.lower().split(","):
-        body, _, step_text = item.partition("/")
-        step = int(step_text) if step_text else 1
-        if body in ("*", "?"):
-            low, high = 0, 6
-        elif "-" in body:
-            first, last = body.split("-", 1)
-            low, high = _weekday_number(first), _weekday_number(last)
-        else:
-            low = high = _weekday_number(body)
-        if high < low:
-            raise ValueError(f"weekday range {body!r} runs backwards")
-        days.update(d % 7 for d in range(low, high + 1, step))
-    return ",".join(WEEKDAYS[d] for d in sorted(days))
-
-
-def _weekday_number(token: str) -> int:
-    if token in WEEKDAYS:
-        return WEEKDAYS.index(token)
-    if token.isdigit() and 0 <= int(token) <= 7:
-        return int(token)
-    raise ValueError(f"{token!r} is not a weekday (0-7 or sun..sat)")
+    """A crontab expression as APScheduler's trigger, through the domain's parser
+    (`crm_core.campaigns.cron`): weekdays mean what they mean in crontab (0 and 7 = Sunday,
+    1 = Monday), whereas APScheduler 3's own `from_crontab` counts 0 = Monday and would send
+    "0 10 * * 1" on Tuesdays. Raises ValidationFailed naming the bad field."""
+    return CronTrigger(**parse_cron(expression).fields(), timezone=zone)
 
 
 def latest_cron_time(cron: str, timezone: str, now: datetime, lookback: timedelta) -> datetime:
@@ -307,7 +260,7 @@ class CampaignScheduler:
         assert self.scheduler is not None
         try:
             trigger = trigger_for(spec, self.timezone)
-        except ValueError as exc:  # a bad spec must not stop the others
+        except (ValueError, ValidationFailed) as exc:  # a bad spec must not stop the others
             log.error("campaign %s cannot be scheduled: %s", spec.campaign_id, exc)
             return
         self.scheduler.add_job(

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.scheduler.ports import DeliveryPort, DeliveryScope, SchedulePort, ScheduleScope
 from crm_core.clock import Clock
 from crm_core.db import unit_of_work
+from crm_core.services import CrmServices
 
 if TYPE_CHECKING:
     from app.settings import Settings
@@ -33,48 +34,39 @@ def delivery_scope(
 
 class DomainSchedule:
     """`CampaignService.schedulable/enqueue_occurrence` + `RuleService.run_rules` of one
-    session (the contract of issue 9)."""
+    unit of work (the contract of issue 9)."""
 
-    def __init__(self, session: AsyncSession, clock: Clock, settings: Settings) -> None:
-        self.session = session
-        self.clock = clock
-        self.settings = settings
-
-    def _crm(self) -> Any:
-        from bot.i18n import Translator
-        from crm_core.services import CrmServices
-
-        # The rules and the unsubscribe button render customer texts from bot/locales.
-        return CrmServices(
-            self.session,
-            self.clock,
-            self.settings.crm,
-            self.settings.campaigns,
-            texts=Translator(),
-        )
-
-    def _campaigns(self) -> Any:
-        return self._crm().campaigns
-
-    def _rules(self) -> Any:
-        return self._crm().rules
+    def __init__(self, crm: CrmServices) -> None:
+        self.crm = crm
 
     async def schedulable(self) -> Sequence[Any]:
-        return list(await self._campaigns().schedulable())
+        return list(await self.crm.campaigns.schedulable())
 
     async def enqueue_occurrence(self, campaign_id: int, occurrence_at: datetime) -> int:
-        return int(await self._campaigns().enqueue_occurrence(campaign_id, occurrence_at))
+        return int(await self.crm.campaigns.enqueue_occurrence(campaign_id, occurrence_at))
 
     async def run_rules(self, now: datetime) -> dict[str, int]:
-        return dict(await self._rules().run_rules(now))
+        return dict(await self.crm.rules.run_rules(now))
 
 
 def schedule_scope(
-    sessions: async_sessionmaker[AsyncSession], clock: Clock, settings: Settings
+    sessions: async_sessionmaker[AsyncSession],
+    clock: Clock,
+    settings: Settings,
+    texts: Any | None = None,
 ) -> ScheduleScope:
+    """Campaigns and rules in a unit of work; `texts` = the bot's translator (rule messages
+    are rendered in each customer's language)."""
+    if texts is None:
+        from bot.i18n import Translator
+
+        texts = Translator()
+
     @asynccontextmanager
     async def scope() -> AsyncIterator[SchedulePort]:
         async with unit_of_work(sessions) as session:
-            yield DomainSchedule(session, clock, settings)
+            yield DomainSchedule(
+                CrmServices(session, clock, settings.crm, settings.campaigns, texts=texts)
+            )
 
     return scope

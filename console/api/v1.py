@@ -20,11 +20,13 @@ from console.deps import Crm, Ctx
 from console.problems import ApiProblem, Problem
 from crm_core.access.schemas import ApiKeyDTO
 from crm_core.access.service import AccessService
+from crm_core.catalog.schemas import ProductDTO
 from crm_core.customers.models import Customer
 from crm_core.customers.schemas import CustomerDTO
 from crm_core.errors import NotFound
 from crm_core.importexport.schemas import Entity, ImportResult
 from crm_core.importexport.service import ImportRejected, import_records
+from crm_core.orders.schemas import OrderDTO
 from crm_core.tickets.models import Ticket
 from crm_core.tickets.schemas import TicketDTO
 from crm_core.tickets.service import normalize_ticket_number
@@ -248,6 +250,26 @@ async def upsert_orders(
 ) -> UpsertResult:
     """Insert or update orders (one record per order line, grouped by order number)."""
     return await _upsert(ctx, crm, key, Entity.ORDERS, body)
+
+
+@router.get("/orders/{order_number}", response_model=OrderDTO, tags=["orders"])
+async def get_order(
+    crm: Crm,
+    key: Annotated[ApiKeyDTO, Depends(Scope("orders:read"))],
+    order_number: Annotated[str, Path(max_length=20)],
+) -> OrderDTO:
+    """One order with its lines (order numbers look like SO-12345678)."""
+    return await crm.orders.get_order_for_staff(order_number)
+
+
+@router.get("/products/{sku}", response_model=ProductDTO, tags=["products"])
+async def get_product(
+    crm: Crm,
+    key: Annotated[ApiKeyDTO, Depends(Scope("products:read"))],
+    sku: Annotated[str, Path(max_length=64)],
+) -> ProductDTO:
+    """One product by SKU."""
+    return await crm.catalog.get(sku)
 
 
 # --- tickets and warranty ------------------------------------------------------------------

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import CursorResult, func, or_, select, update
+from sqlalchemy import CursorResult, Table, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.campaigns.models import Campaign, CampaignDelivery
@@ -133,10 +134,17 @@ class DeliveryService:
             else:
                 finals.append((row["id"], decision.state, decision.reason))
 
+        # One UPDATE per outcome (customers of one time zone share their deferral time).
+        final_groups: dict[tuple[str, str], list[int]] = {}
         for delivery_id, state, reason in finals:
-            await self._move(delivery_id, ("queued",), state=state, reason=reason)
+            final_groups.setdefault((state, reason), []).append(delivery_id)
+        for (state, reason), ids in final_groups.items():
+            await self._move_many(ids, state=state, reason=reason)
+        deferral_groups: dict[tuple[datetime, str], list[int]] = {}
         for delivery_id, due_at, reason in deferred:
-            await self._move(delivery_id, ("queued",), due_at=due_at, reason=reason)
+            deferral_groups.setdefault((due_at, reason), []).append(delivery_id)
+        for (due_at, reason), ids in deferral_groups.items():
+            await self._move_many(ids, due_at=due_at, reason=reason)
         pushes: list[OutgoingPush] = []
         if sending:
             ids = [r["id"] for r in sending]
@@ -310,6 +318,27 @@ class DeliveryService:
             telegram_message_id=telegram_message_id,
         )
 
+    async def mark_sent_many(self, sent: Sequence[tuple[int, int | None]]) -> None:
+        """`mark_sent` for many rows at once: (delivery id, Telegram message id) pairs, one
+        statement executed for all of them (rows not in `sending` are left alone)."""
+        if not sent:
+            return
+        now = self._clock.now()
+        table = cast(Table, CampaignDelivery.__table__)
+        stmt = (
+            update(table)
+            .where(table.c.id == bindparam("b_id"), table.c.state == "sending")
+            .values(
+                state="sent",
+                sent_at=now,
+                updated_at=now,
+                telegram_message_id=bindparam("b_message"),
+            )
+        )
+        await self._session.execute(
+            stmt, [{"b_id": delivery_id, "b_message": message} for delivery_id, message in sent]
+        )
+
     async def mark_unreachable(self, delivery_id: int, error: str) -> bool:
         """403: the customer blocked the bot. Row `blocked`; the customer tagged `blocked_bot`,
         so every later push to them is blocked at claim time until they write again."""
@@ -379,6 +408,16 @@ class DeliveryService:
             raise NotFound(f"delivery #{delivery_id} does not exist")
         return row
 
+    async def _move_many(self, ids: list[int], **values: Any) -> None:
+        """Queued rows (still queued: conditional) → `values`, in one statement."""
+        values.setdefault("updated_at", self._clock.now())
+        await self._session.execute(
+            update(CampaignDelivery)
+            .where(CampaignDelivery.id.in_(ids), CampaignDelivery.state == "queued")
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+
     async def _move(self, delivery_id: int, from_states: tuple[str, ...], **values: Any) -> bool:
         """One conditional UPDATE: the row changes only if it is still in `from_states`."""
         values.setdefault("updated_at", self._clock.now())
@@ -386,7 +425,7 @@ class DeliveryService:
             update(CampaignDelivery)
             .where(CampaignDelivery.id == delivery_id, CampaignDelivery.state.in_(from_states))
             .values(**values)
-            .execution_options(synchronize_session="fetch")
+            .execution_options(synchronize_session=False)
         )
         moved = isinstance(result, CursorResult) and result.rowcount == 1
         if not moved:

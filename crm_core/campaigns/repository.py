@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import CursorResult, Insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,32 +22,27 @@ async def insert_deliveries(session: AsyncSession, rows: Sequence[dict[str, Any]
     """Insert delivery rows, skipping any (occurrence_key, customer_id) that already exists.
 
     The UNIQUE constraint does the de-duplication, so two schedulers (or a re-run after a
-    crash) enqueuing the same occurrence add nothing. Returns the number of rows added.
+    crash) enqueuing the same occurrence add nothing. Returns the number of rows added
+    (counted from RETURNING, which yields only the rows actually inserted). One statement,
+    compiled once and executed for many parameter sets (SQLAlchemy's insertmanyvalues).
     """
-    rows = _uniform(rows)
-    added = 0
-    postgres = dialect_name(session) == "postgresql"
-    for start in range(0, len(rows), INSERT_BATCH):
-        batch = list(rows[start : start + INSERT_BATCH])
-        stmt: Insert
-        if postgres:
-            stmt = (
-                postgresql.insert(CampaignDelivery)
-                .values(batch)
-                .on_conflict_do_nothing(constraint="uq_campaign_deliveries_occurrence")
-            )
-        else:
-            stmt = (
-                sqlite.insert(CampaignDelivery)
-                .values(batch)
-                .on_conflict_do_nothing(index_elements=["occurrence_key", "customer_id"])
-            )
-        result = await session.execute(stmt)
-        added += (
-            max(int(getattr(result, "rowcount", 0) or 0), 0)
-            if isinstance(result, CursorResult)
-            else 0
+    if not rows:
+        return 0
+    uniform = _uniform(rows)
+    stmt: Any
+    if dialect_name(session) == "postgresql":
+        stmt = postgresql.insert(CampaignDelivery).on_conflict_do_nothing(
+            constraint="uq_campaign_deliveries_occurrence"
         )
+    else:
+        stmt = sqlite.insert(CampaignDelivery).on_conflict_do_nothing(
+            index_elements=["occurrence_key", "customer_id"]
+        )
+    stmt = stmt.returning(CampaignDelivery.id)
+    added = 0
+    for start in range(0, len(uniform), INSERT_BATCH):
+        result = await session.execute(stmt, uniform[start : start + INSERT_BATCH])
+        added += len(result.all())
     return added
 
 

@@ -188,14 +188,25 @@ class CampaignService:
 
     # ------------------------------------------------------------------ audience
 
-    async def audience(self, ref: int | str, *, sample: int | None = None) -> AudienceDTO:
+    async def audience(
+        self, ref: int | str, *, sample: int | None = None, actor: str | None = None
+    ) -> AudienceDTO:
         campaign = await self._load(ref)
-        return await self.audience_of(campaign.segment, campaign.kind, sample=sample)
+        return await self.audience_of(campaign.segment, campaign.kind, sample=sample, actor=actor)
 
     async def audience_of(
-        self, segment: dict[str, Any], kind: str = "marketing", *, sample: int | None = None
+        self,
+        segment: dict[str, Any],
+        kind: str = "marketing",
+        *,
+        sample: int | None = None,
+        actor: str | None = None,
     ) -> AudienceDTO:
-        """Live count of a segment: matched, reachable (and per language), and a sample."""
+        """Live count of a segment: matched, reachable (and per language), and a sample.
+
+        With `actor` (a staff member looking at it), each sampled customer shown is audited
+        as a read of their record.
+        """
         segment = validate_segment(segment)
         matched_where = self._matched(segment)
         reachable_where = and_(matched_where, self._reachable(kind))
@@ -229,6 +240,8 @@ class CampaignService:
             )
             for (c,) in rows
         ]
+        if actor is not None:
+            await self._audit_reads(actor, [r.customer_id for r in recipients], "audience sample")
         reason = None
         if reachable == 0:
             reason = await self._why_empty(segment, kind, matched)
@@ -287,8 +300,11 @@ class CampaignService:
 
     # ------------------------------------------------------------------ preview / test
 
-    async def preview(self, ref: int | str, language: str | None = None) -> list[PreviewDTO]:
-        """Every variant in every language (or one), filled with a sample customer's data."""
+    async def preview(
+        self, ref: int | str, language: str | None = None, *, actor: str | None = None
+    ) -> list[PreviewDTO]:
+        """Every variant in every language (or one), filled with a sample customer's data
+        (audited as a read of that customer's record when `actor` is given)."""
         campaign = await self._load(ref)
         out: list[PreviewDTO] = []
         for variant in campaign.variants:
@@ -319,6 +335,9 @@ class CampaignService:
                 )
         if language and not out:
             raise ValidationFailed(f"the campaign has no {language} text")
+        if actor is not None:
+            shown = sorted({p.customer_id for p in out if p.customer_id is not None})
+            await self._audit_reads(actor, shown, "campaign preview")
         return out
 
     async def test_send(
@@ -727,6 +746,15 @@ class CampaignService:
                             soonest.product_name_zh if lang == "zh" else soonest.product_name_en
                         )
         return out
+
+    async def _audit_reads(self, actor: str, customer_ids: list[int], reason: str) -> None:
+        from crm_core.audit.service import AuditService
+
+        audit = AuditService(self._session, self._clock)
+        for customer_id in customer_ids:
+            await audit.record(
+                actor, "read", "customer", customer_id, customer_id, reason, {"via": "campaign"}
+            )
 
     async def _load(self, ref: int | str) -> Campaign:
         if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):

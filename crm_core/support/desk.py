@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import NoReturn, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -112,6 +112,34 @@ class DeskNotifier(Protocol):
     async def notify_agent(self, agent: StaffDTO, notice: Notice) -> None:
         """A personal notice to one agent (e.g. a conversation was transferred to them)."""
         ...
+
+
+class NoDelivery:
+    """A notifier for a desk that cannot reach anybody (no bot configured): reads work,
+    any action that would tell someone is refused with the reason."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def _refuse(self) -> NoReturn:
+        raise DomainError(self.reason)
+
+    async def tell_customer(self, ctx: ChatContext, notice: Notice) -> bool:
+        self._refuse()
+
+    async def send_agent_message(
+        self, ctx: ChatContext, agent: StaffDTO, text: str, content: object | None = None
+    ) -> bool:
+        self._refuse()
+
+    async def ask_for_rating(self, ctx: ChatContext, ticket_number: str | None) -> None:
+        self._refuse()
+
+    async def post_in_topic(self, ctx: ChatContext, notice: Notice) -> None:
+        self._refuse()
+
+    async def notify_agent(self, agent: StaffDTO, notice: Notice) -> None:
+        self._refuse()
 
 
 class AgentDesk:

@@ -183,15 +183,13 @@ class WebhookService:
 
 
 def install_outbox(sessions: async_sessionmaker[AsyncSession], clock: Clock) -> None:
-    """Enqueue webhook deliveries for ticket and handoff changes flushed by `sessions`."""
-    sync_class = sessions.kw.get("sync_session_class", Session)
-    marker = "_hwcrm_outbox"
-    if getattr(sessions, marker, False):
+    """Enqueue webhook deliveries for ticket and handoff changes flushed by `sessions`
+    (idempotent; only sessions of this factory are watched)."""
+    base = sessions.kw.get("sync_session_class", Session)
+    if getattr(base, "_hwcrm_outbox", False):
         return
 
     def before_flush(session: Session, _context: Any, _instances: Any) -> None:
-        if session.info.get("hwcrm_outbox") is not sessions:
-            return
         events = [e for obj in list(session.new) if (e := _event_of(session, obj)) is not None]
         if not events:
             return
@@ -219,17 +217,9 @@ def install_outbox(sessions: async_sessionmaker[AsyncSession], clock: Clock) -> 
                     )
                 )
 
-    sa_event.listen(sync_class, "before_flush", before_flush)
-    # Only sessions of this factory are watched (tests build several factories).
-    original = sessions.class_
-
-    class OutboxSession(original):  # type: ignore[misc, valid-type]
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self.sync_session.info["hwcrm_outbox"] = sessions
-
-    sessions.class_ = OutboxSession
-    setattr(sessions, marker, True)
+    outbox_class = type("OutboxSession", (base,), {"_hwcrm_outbox": True})
+    sa_event.listen(outbox_class, "before_flush", before_flush)
+    sessions.configure(sync_session_class=outbox_class)
 
 
 def _event_of(session: Session, obj: object) -> tuple[str, dict[str, Any]] | None:

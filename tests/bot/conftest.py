@@ -285,8 +285,14 @@ def speaker(
 
 
 def said(calls: list[SentCall]) -> str:
-    """Everything the bot said in `calls` (texts and captions), one message per line."""
+    """Everything the bot said in `calls` (texts and captions, as the person sees them: HTML
+    parsed by the fake Bot API), one message per line."""
     return "\n".join(c.text for c in calls if c.text)
+
+
+def links(calls: list[SentCall]) -> list[str]:
+    """The URLs of the text links in what the bot said in `calls`."""
+    return [e["url"] for c in calls for e in c.entities if e["type"] == "text_link"]
 
 
 def button_data(calls: list[SentCall], prefix: str, *, index: int = 0) -> str:

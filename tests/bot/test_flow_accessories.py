@@ -209,19 +209,16 @@ async def test_ram_for_a_named_board_is_of_the_boards_memory_type(
         assert (await product(crm_run, sku)).specs["type"] == "DDR5"
 
 
-@pytest.mark.parametrize("lang", LANGS)
-async def test_a_customer_with_two_gpus_chooses_which_one_then_gets_psus_for_it(
-    bot_harness: BotHarness, speaker: Any, crm_run: Any, lang: str
-) -> None:
-    h = bot_harness
+async def give_gpu(crm_run: Any, sku: str, order_number: str, serial: str) -> ProductDTO:
+    """Demo customer 1001 also bought this GPU (a delivered order with a serial)."""
 
-    async def second_gpu(crm: CrmServices) -> ProductDTO:
+    async def add(crm: CrmServices) -> ProductDTO:
         customer = await crm.customers.find_by_telegram_id(LINKED_GPU_OWNER)
         assert customer is not None
-        gpu = await crm.catalog.get("GPU-ZOTAC-5090-SOLID")
+        gpu = await crm.catalog.get(sku)
         when = datetime(2026, 5, 1, tzinfo=UTC)
         order = Order(
-            order_number="SO-99990001",
+            order_number=order_number,
             customer_id=customer.id,
             status="delivered",
             placed_at=when,
@@ -233,10 +230,37 @@ async def test_a_customer_with_two_gpus_chooses_which_one_then_gets_psus_for_it(
         item = OrderItem(order_id=order.id, product_id=gpu.id, quantity=1, unit_price=gpu.price)
         crm.session.add(item)
         await crm.session.flush()
-        crm.session.add(OrderItemSerial(order_item_id=item.id, serial_number="SNACC5090X01"))
+        crm.session.add(OrderItemSerial(order_item_id=item.id, serial_number=serial))
         return gpu
 
-    gpu5090 = await crm_run(second_gpu)
+    return await crm_run(add)
+
+
+@pytest.mark.parametrize(
+    ("lang", "message"),
+    [("zh", "要给我的4090配个电源"), ("en", "want to buy a psu for my 4090")],
+)
+async def test_a_linked_customer_naming_a_model_gets_psus_for_the_unit_they_own(
+    bot_harness: BotHarness, speaker: Any, crm_run: Any, lang: str, message: str
+) -> None:
+    h = bot_harness
+    owned = await give_gpu(crm_run, "GPU-ASUS-ROG-4090", "SO-99990002", "SNACC4090X02")
+    other = await product(crm_run, "GPU-MSI-4090-SUPRIMX")
+    assert other.price < owned.price  # a prospect naming "4090" would get this one first
+    user = await speaker(h, LINKED_GPU_OWNER, lang)
+    calls = await h.send(user, message)
+    head = said(calls).split("\n")[0]
+    assert owned.name(lang) in head and other.name(lang) not in head
+    await assert_all_fit(crm_run, owned.sku, listed(calls), None)
+
+
+@pytest.mark.parametrize("lang", LANGS)
+async def test_a_customer_with_two_gpus_chooses_which_one_then_gets_psus_for_it(
+    bot_harness: BotHarness, speaker: Any, crm_run: Any, lang: str
+) -> None:
+    h = bot_harness
+
+    gpu5090 = await give_gpu(crm_run, "GPU-ZOTAC-5090-SOLID", "SO-99990001", "SNACC5090X01")
     user = await speaker(h, LINKED_GPU_OWNER, lang)
     message = {"zh": "想给显卡买个电源", "en": "i want to buy a psu for my graphics card"}
     calls = await h.send(user, message[lang])

@@ -14,12 +14,13 @@ from typing import Any
 import pytest
 
 from bot.callbacks import DeviceCb, FaultCb, HumanCb, MenuCb
+from bot.fake_telegram import SentCall
 from bot.i18n import Translator
 from crm_core.services import CrmServices
 from crm_core.tickets.schemas import TicketDTO
 from knowledge_base.answer import Answer
 from nlu.schemas import IntentScore, ParseResult
-from tests.bot.conftest import LANGS, button_data, button_datas, said
+from tests.bot.conftest import LANGS, button_data, button_datas, links, said
 from tests.bot.harness import BotHarness
 
 T = Translator()
@@ -48,11 +49,12 @@ class FixedKb:
         )
 
 
-def assert_kb_reply(text: str, answer: Answer, lang: str) -> None:
+def assert_kb_reply(calls: list[SentCall], answer: Answer, lang: str) -> None:
     """A confident answer is shown with its source; otherwise no passage, an honest reply."""
+    text = said(calls)
     if answer.confident:
         assert answer.title and answer.title in text
-        assert answer.url and answer.url in text
+        assert answer.url and answer.url in links(calls)
         assert T.t("fault.solved_question", lang) in text
     else:
         assert T.t("fault.no_kb_answer", lang) in text
@@ -92,7 +94,7 @@ async def test_menu_fault_report_picks_an_own_device_then_shows_warranty_and_kb_
     assert (
         T.t("warranty.status.active", lang, end=T.t("fmt.date", lang, y=2029, m=11, d=29)) in text
     )
-    assert_kb_reply(text, h.deps.kb.answer(SYMPTOM[lang], lang, "gpu"), lang)
+    assert_kb_reply(calls, h.deps.kb.answer(SYMPTOM[lang], lang, "gpu"), lang)
     # Not solved → an RMA for that unit (under warranty), with the photo and the symptom.
     calls = await h.press(user, FaultCb(action="unsolved").pack())
     ticket = (await tickets_of(crm_run, 1001))[0]
@@ -131,7 +133,7 @@ async def test_free_text_fault_fills_device_and_symptom_so_nothing_is_asked_twic
     assert T.t("fault.ask_symptom", lang, device="")[:6] not in text
     assert kb.asked == [(SYMPTOM[lang], lang, "gpu")]
     assert f"KB-PASSAGE-{lang}" in text and f"KB-TITLE-{lang}" in text
-    assert f"https://support.example/kb/gpu-artifacts?lang={lang}" in text
+    assert f"https://support.example/kb/gpu-artifacts?lang={lang}" in links(calls)
     assert button_datas(calls, "flt:") == [
         FaultCb(action="solved").pack(),
         FaultCb(action="unsolved").pack(),
@@ -224,7 +226,7 @@ async def test_out_of_warranty_not_solved_leads_to_a_paid_repair_quote_and_repai
     assert (
         T.t("warranty.status.expired", lang, end=T.t("fmt.date", lang, y=2026, m=1, d=13)) in text
     )
-    assert_kb_reply(text, h.deps.kb.answer(symptom[lang], lang, "headset"), lang)
+    assert_kb_reply(calls, h.deps.kb.answer(symptom[lang], lang, "headset"), lang)
     before = await tickets_of(crm_run, 1002)
     calls = await h.press(user, FaultCb(action="unsolved").pack())
     text = said(calls)

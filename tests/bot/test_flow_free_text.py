@@ -13,7 +13,7 @@ from crm_core.conversations.models import Interaction
 from crm_core.services import CrmServices
 from knowledge_base.answer import Answer
 from nlu.schemas import IntentScore, ParseResult
-from tests.bot.conftest import LANGS, button_datas, said
+from tests.bot.conftest import LANGS, button_datas, links, said
 from tests.bot.harness import BotHarness
 
 T = Translator()
@@ -108,9 +108,8 @@ async def test_out_of_scope_with_a_confident_kb_answer_shows_it_with_its_source(
     user = await speaker(h, 1001, lang)
     calls = await h.send(user, NONSENSE[lang])
     text = said(calls)
-    assert text == T.t(
-        "kb.answer", lang, passage="KB-PASSAGE", title="KB-TITLE", url="https://kb.example/a"
-    )
+    assert text.startswith("KB-TITLE") and "KB-PASSAGE" in text
+    assert links(calls) == ["https://kb.example/a"]
 
 
 @pytest.mark.parametrize("lang", LANGS)

@@ -193,10 +193,11 @@ async def test_handoff_creates_a_topic_posts_and_pins_the_card_and_notifies_the_
     if lang == "en":
         assert "TK-" in card.text  # James has an open repair ticket
     # the team is mentioned in the topic and DM'd
-    [notice] = [c for c in staff if c.params.get("parse_mode") == "HTML"]
+    [notice] = [c for c in staff if any(e["type"] == "text_link" for e in c.entities)]
     team = {"zh": [WANG, LIU, ZHAO], "en": [EMILY, ZHAO]}[lang]
+    mentioned = [e["url"] for e in notice.entities if e["type"] == "text_link"]
     for agent in team:
-        assert f"tg://user?id={agent}" in notice.text
+        assert f"tg://user?id={agent}" in mentioned
         assert to(calls, agent, "sendMessage"), f"agent {agent} got no DM"
     assert not to(calls, EMILY if lang == "zh" else WANG)
     # the customer is told, in their language, with a way out

@@ -107,7 +107,9 @@ def seeded_copy(tmp_path: Path, seeded_sqlite: Path) -> Path:
 async def test_polling_mode_answers_start_over_real_http(
     api: FakeBotAPIServer, tmp_path: Path, seeded_copy: Path
 ) -> None:
-    bot = await start_bot(bot_env(tmp_path, api, HWCRM_BOT__MODE="polling"), tmp_path / "bot.log")
+    # the standard library's event loop here; the webhook test below runs on uvloop (auto)
+    env = bot_env(tmp_path, api, HWCRM_BOT__MODE="polling", HWCRM_BOT__EVENT_LOOP="asyncio")
+    bot = await start_bot(env, tmp_path / "bot.log")
     try:
         await api.wait_for_method("deleteWebhook", timeout=90)
         await api.wait_for_method("getUpdates", timeout=30)
@@ -128,6 +130,7 @@ async def test_polling_mode_answers_start_over_real_http(
         code = await bot.stop()
     output = bot.output()
     assert code == 0, output
+    assert "event loop: asyncio" in output
     assert TOKEN not in output and TOKEN.split(":")[1] not in output
 
 
@@ -166,6 +169,7 @@ async def test_webhook_mode_verifies_the_secret_and_answers_over_real_http(
         code = await bot.stop()
     output = bot.output()
     assert code == 0, output
+    assert "event loop: uvloop" in output  # bot.event_loop: auto, uvloop installed
     assert secret not in output  # never logged
     assert TOKEN not in output
 

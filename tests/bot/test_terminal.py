@@ -194,6 +194,7 @@ def _fake_prepare(monkeypatch: Any) -> list[str]:
     monkeypatch.setattr(cli_bot, "prepare", prepare)
     monkeypatch.setattr(cli_bot, "_chat", chat)
     monkeypatch.setattr(cli_bot, "_run_bot", run_bot)
+    monkeypatch.setattr(cli_bot, "start_console_thread", lambda settings: calls.append("console"))
     return calls
 
 
@@ -213,8 +214,9 @@ def test_start_without_a_terminal_prints_the_summary_and_exits_0(
     assert calls == ["prepare"]  # no chat: CI must not hang
     assert "hwcrm is ready" in result.output
     assert "2,000 customers" in result.output and "hwcrm chat --as 1002" in result.output
+    assert "http://127.0.0.1:8080/login" in result.output
     result = CliRunner().invoke(cli, ["start", "--chat"], input="")
-    assert result.exit_code == 0 and calls[-1] == "chat"
+    assert result.exit_code == 0 and calls[-2:] == ["console", "chat"]
 
 
 def test_start_with_a_token_runs_the_telegram_bot(monkeypatch: Any, tmp_path: Any) -> None:
@@ -228,5 +230,43 @@ def test_start_with_a_token_runs_the_telegram_bot(monkeypatch: Any, tmp_path: An
     _register_subcommands()
     result = CliRunner().invoke(cli, ["start"], input="")
     assert result.exit_code == 0, result.output
-    assert calls == ["prepare", "bot"]
+    assert calls == ["prepare", "console", "bot"]
     assert "4242:start-test" not in result.output
+
+
+class MarkdownKb:
+    """A confident answer whose solution is Markdown with a list, a table and a link."""
+
+    def answer(self, query: str, lang: str | None = None, category: str | None = None) -> Answer:
+        return Answer(
+            passage="the symptom paragraph",
+            article_id="fans.en",
+            title="Loud fans & <noise>",
+            url="https://kb.example/fans",
+            language="en",
+            confidence=0.9,
+            confident=True,
+            solution_markdown=(
+                "## Tune the fan curve\n\n1. Open **Q-Fan** in the BIOS.\n2. Set `CPU_FAN` "
+                "to *Silent*.\n\n| Fan | Duty |\n|---|---|\n| CPU | 40 % |\n\n"
+                "See [the manual](https://kb.example/manual)."
+            ),
+            solution_headings=["Tune the fan curve"],
+        )
+
+
+async def test_the_chat_shows_the_rendered_message_as_the_customer_would_see_it(
+    demo_sessions: async_sessionmaker[AsyncSession], demo_clock: Any
+) -> None:
+    chat, out = make_chat(demo_sessions, demo_clock, customer_id=777_002, lang="en")
+    chat.deps.kb = MarkdownKb()
+    await chat.run_script(["my fans are so loud", ":quit"])
+    text = out.getvalue()
+    assert "Loud fans & <noise>" in text  # escaped for Telegram, shown as typed
+    assert "Tune the fan curve" in text and "1. Open Q-Fan in the BIOS." in text
+    assert "2. Set CPU_FAN to Silent." in text
+    assert "Fan  Duty" in text and "CPU  40 %" in text  # the table as an aligned block
+    assert "the manual (https://kb.example/manual)" in text  # a link shows where it goes
+    assert "(https://kb.example/fans)" in text
+    for raw in ("<b>", "</a>", "**", "`", "| Fan", "&amp;", "&lt;"):
+        assert raw not in text

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -132,6 +133,7 @@ async def test_a_console_claim_shows_in_the_topic_and_the_telegram_agent_loses(
         assert (conv.owner, conv.agent_staff_id) == ("agent", 2)
 
         # The console agent's reply reaches the customer through the bot and the topic.
+        desk.clock.advance(timedelta(minutes=10))
         mark = len(desk.api.calls)
         await act(wang, conversation, "reply", text="您好，请发一张显卡风扇的照片。")
         calls = both.calls_since(mark)
@@ -140,6 +142,8 @@ async def test_a_console_claim_shows_in_the_topic_and_the_telegram_agent_loses(
         log = await desk.interactions(ZH)
         mine = [i for i in log if i.direction == "outbound" and i.agent_staff_id == 2]
         assert [i.text for i in mine] == ["您好，请发一张显卡风扇的照片。"]
+        # ... and counts as activity (the inactivity sweeper will not take it back early).
+        assert (await desk.conversation(ZH)).last_activity_at == desk.clock.now()
 
         # The customer's answer goes to the topic as before (the bot stays silent).
         calls = await desk.customer_says(ZH, "好的", "zh")
@@ -196,3 +200,34 @@ async def test_a_telegram_claim_shows_in_the_console_and_the_console_agent_loses
             )
         )
     assert notes == ["note: prefers e-mail"]
+
+
+async def test_the_console_sends_through_the_bots_sender_and_rate_limit() -> None:
+    """The console's Bot carries the bot runtime's request middlewares: outbound logging,
+    403 handling, 429 retry and the shared outbound rate limit (one Redis bucket with the
+    bot's processes in production)."""
+    from app.settings import load_settings
+    from bot.desk import console_bot
+    from bot.fake_telegram import InProcessBotAPI
+    from bot.i18n import Translator
+    from crm_core.clock import SystemClock
+    from crm_core.db import create_engine, create_session_factory
+
+    engine = create_engine("sqlite+aiosqlite://")
+    try:
+        bot = console_bot(
+            load_settings(),
+            Translator(),
+            create_session_factory(engine),
+            SystemClock(),
+            session=InProcessBotAPI(),
+        )
+        kinds = {type(m).__name__ for m in bot.session._hwcrm_request_middlewares}  # type: ignore[attr-defined]
+    finally:
+        await engine.dispose()
+    assert {
+        "OutboundLoggingMiddleware",
+        "ForbiddenMiddleware",
+        "RetryAfterMiddleware",
+        "RateLimitMiddleware",
+    } <= kinds

@@ -49,6 +49,8 @@ ENDPOINTS: list[tuple[str, str, str, dict[str, Any] | None]] = [
     ),
     ("POST", "/api/v1/products", "products:write", {"records": [PRODUCT], "dry_run": True}),
     ("POST", "/api/v1/orders", "orders:write", {"records": [ORDER_LINE], "dry_run": True}),
+    ("GET", "/api/v1/orders/SO-99999999", "orders:read", None),
+    ("GET", "/api/v1/products/NO-SUCH-SKU", "products:read", None),
     ("GET", "/api/v1/tickets", "tickets:read", None),
     ("GET", "/api/v1/warranty/SNAPI0000009", "warranty:read", None),
     ("GET", "/api/v1/webhooks", "webhooks:manage", None),
@@ -197,6 +199,11 @@ async def test_products_then_orders_upsert_and_the_warranty_is_readable(console:
         order = await call(client, "POST", "/api/v1/orders", {"records": [ORDER_LINE]}, key)
         assert order.status_code == 200 and order.json()["inserted"] == 1, order.text
         status = await call(client, "GET", "/api/v1/warranty/snapi0000001", None, key)
+        _, reader = await make_key(console, "orders:read", "products:read")
+        got = await call(client, "GET", "/api/v1/orders/SO-20260001", None, reader)
+        assert got.status_code == 200 and got.json()["items"][0]["sku"] == "GPU-4070-API"
+        product = await call(client, "GET", "/api/v1/products/GPU-4070-API", None, reader)
+        assert product.json()["warranty_months"] == 36
     assert status.status_code == 200
     data = status.json()
     assert data["serial_number"] == "SNAPI0000001" and data["order_number"] == "SO-20260001"

@@ -152,3 +152,19 @@ async def test_next_never_redirects_to_another_site(console: Console) -> None:
             },
         )
     assert response.headers["location"] == "/"
+
+
+async def test_behind_a_proxy_prefix_links_and_redirects_carry_the_root_path(
+    console: Console,
+) -> None:
+    import httpx
+
+    transport = httpx.ASGITransport(app=console.app, root_path="/crm", client=("10.0.0.9", 1))
+    async with httpx.AsyncClient(transport=transport, base_url="http://console") as client:
+        first = await client.get("/")
+        assert first.headers["location"] == "/crm/login?next=/"
+        page = await client.get("/login")
+        assert 'href="/crm/static/console.css"' in page.text
+        assert 'action="/crm/login"' in page.text
+        schema = (await client.get("/openapi.json")).json()
+    assert schema["servers"] == [{"url": "/crm"}]

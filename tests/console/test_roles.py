@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from fastapi.routing import APIRoute
 from sqlalchemy import select
@@ -9,6 +11,7 @@ from sqlalchemy import select
 from console.deps import PAGE_ROLES, Allow
 from crm_core.audit.models import AuditEntry
 from tests.console.conftest import ROLES, Console, csrf_of, login
+from tests.crm.people_factories import make_order, make_product
 
 pytestmark = pytest.mark.usefixtures("sqlite_template", "pg_schema_url")
 
@@ -40,7 +43,10 @@ GET_PAGES = [
     ("/customers?q=Carter", "customers"),
     ("/customers/{customer}", "customer"),
     ("/inbox", "inbox"),
+    ("/tickets", "tickets"),
+    ("/customers/{customer}/erase", "gdpr"),
     ("/admin/apikeys", "apikeys"),
+    ("/admin/staff", "staff"),
 ]
 
 
@@ -61,6 +67,9 @@ async def test_each_role_sees_exactly_the_pages_of_the_table(console: Console, r
             ("/admin/apikeys", "apikeys_change", {"name": "x", "scopes": "tickets:read"}),
             ("/admin/apikeys/999/revoke", "apikeys_change", {}),
             ("/inbox/1/claim", "inbox_action", {}),
+            ("/customers/999999/export", "gdpr", {}),
+            ("/admin/staff/999999/disable", "staff_change", {}),
+            ("/tickets/TK-00000001/status", "ticket_change", {"status": "triaged"}),
         ]
         for path, page, form in posts:
             response = await client.post(path, data={"csrf": csrf, **form})
@@ -81,6 +90,13 @@ async def test_each_role_sees_exactly_the_pages_of_the_table(console: Console, r
         "/admin/apikeys/{key_id}/revoke",
         "/logout",
         "/language",
+        "/tickets",
+        "/tickets/{ticket_number}",
+        "/tickets/{ticket_number}/{action}",
+        "/customers/{customer_id}/export",
+        "/customers/{customer_id}/erase",
+        "/admin/staff",
+        "/admin/staff/{staff_id}/{action}",
     }
 
 
@@ -88,10 +104,23 @@ async def test_opening_a_customer_writes_who_what_when_why_to_the_audit_log(
     console: Console,
 ) -> None:
     customer = console.customers[1]
+    async for crm in console.crm():
+        product = await make_product(crm.session, sku="MON-27-4K")
+        await make_order(
+            crm.session,
+            customer,
+            [(product, 1, ["SNMON0000001"])],
+            placed_at=crm.clock.now() - timedelta(days=40),
+            number="SO-30000001",
+        )
+        await crm.customers.grant_consent(customer, "web-signup")
     async with console.client() as client:
         await login(client, "agent")
         page = await client.get(f"/customers/{customer}")
         assert page.status_code == 200 and "James Carter" in page.text
+        # The 360 view: devices with warranty, orders, consent history.
+        assert "SNMON0000001" in page.text and "SO-30000001" in page.text
+        assert "web-signup" in page.text
         search = await client.get("/customers", params={"q": "+447911123456"})
         assert "James Carter" in search.text
         missing = await client.get("/customers/999999")

@@ -54,7 +54,9 @@ def _serve(url: str, ready: threading.Event, box: dict[str, Any]) -> None:
         )
         box["server"] = server
         task = asyncio.create_task(server.serve())
-        while not server.started:
+        for _ in range(1200):  # up to a minute
+            if server.started:
+                break
             await asyncio.sleep(0.05)
         box["port"] = server.servers[0].sockets[0].getsockname()[1]
         ready.set()

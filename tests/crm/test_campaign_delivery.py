@@ -390,3 +390,27 @@ async def test_two_workers_claim_disjoint_rows_with_skip_locked(db: Database) ->
     a, b = await asyncio.gather(worker("a"), worker("b"))
     assert not set(a) & set(b)
     assert len(a) + len(b) == 40
+
+
+async def test_mark_sent_many_records_every_message_id_and_skips_rows_not_sending(
+    db: Database,
+) -> None:
+    async with db.sessions() as session:
+        customers = [await _customer(session, 300 + i) for i in range(3)]
+        await insert_deliveries(session, [_row(c, kind="service") for c in customers])
+        service = DeliveryService(session, FixedClock(NOW), _settings())
+        pushes = await service.claim_due(2, "w")
+        ids = [p.delivery_id for p in pushes]
+        queued = (
+            await session.scalars(
+                select(CampaignDelivery.id).where(CampaignDelivery.state == "queued")
+            )
+        ).one()
+        await service.mark_sent_many([(ids[0], 10), (ids[1], 11), (queued, 12)])
+        rows = {
+            r.id: (r.state, r.telegram_message_id)
+            for r in await session.scalars(
+                select(CampaignDelivery).execution_options(populate_existing=True)
+            )
+        }
+        assert rows == {ids[0]: ("sent", 10), ids[1]: ("sent", 11), queued: ("queued", None)}

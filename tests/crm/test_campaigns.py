@@ -445,3 +445,22 @@ async def test_clicks_and_unsubscribes_are_recorded_with_the_button(db: Database
             (e.kind, e.button or "") for e in await session.scalars(select(CampaignEvent))
         )
         assert events == [("click", "compatible:psu"), ("unsubscribe", "")]
+
+
+async def test_staff_looking_at_the_audience_sample_is_audited_per_customer(db: Database) -> None:
+    from crm_core.audit.models import AuditEntry
+
+    async with db.sessions() as session:
+        a = await _gpu_owner(session, 1111)
+        b = await _gpu_owner(session, 1112)
+        service = _service(session)
+        campaign_id = await _create(session)
+        audience = await service.audience(campaign_id, actor="staff:6")
+        assert {r.customer_id for r in audience.sample} == {a.id, b.id}
+        await service.preview(campaign_id, "en", actor="staff:6")
+        entries = list(await session.scalars(select(AuditEntry).order_by(AuditEntry.id)))
+        assert [(e.actor, e.action, e.customer_id, e.reason) for e in entries] == [
+            ("staff:6", "read", a.id, "audience sample"),
+            ("staff:6", "read", b.id, "audience sample"),
+            ("staff:6", "read", a.id, "campaign preview"),
+        ]
