@@ -157,3 +157,18 @@ def test_bot_api_json_is_orjson_and_round_trips_chinese_text_and_keyboards() -> 
     assert isinstance(text, str)
     assert json.loads(text) == keyboard == loads(text)
     assert loads(b'{"ok": true, "result": {"message_id": 7}}')["result"]["message_id"] == 7
+
+
+async def test_the_result_type_of_a_sent_message_is_built_once_not_after_every_gc(
+    rig: Rig,
+) -> None:
+    import gc
+
+    from aiogram.methods import Response, SendMessage
+
+    await rig.send(6004, "/echo hi")
+    built = Response[SendMessage.__returning__]  # type: ignore[name-defined]
+    identity = id(built)
+    del built
+    gc.collect()  # without the pin, pydantic's weak cache loses the class here
+    assert id(Response[SendMessage.__returning__]) == identity  # type: ignore[name-defined]
