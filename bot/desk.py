@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from aiogram import Bot
@@ -18,6 +19,7 @@ from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramFor
 from aiogram.types import InlineKeyboardMarkup, Message
 
 from bot.i18n import Translator
+from bot.rendering import escape
 from crm_core.services import CrmServices
 from crm_core.staff.schemas import StaffDTO
 from crm_core.support.desk import AgentDesk, ChatContext, Notice
@@ -83,8 +85,8 @@ class TelegramDeskNotifier:
                         from_chat_id=content.chat.id,
                         message_id=content.message_id,
                     )
-                else:
-                    await self.bot.send_message(ctx.chat_id, text)
+                else:  # the agent's own words: shown as typed, never taken as markup
+                    await self.bot.send_message(ctx.chat_id, escape(text))
         except TelegramForbiddenError:
             log.info("customer chat %s blocked the bot", ctx.chat_id)
             return False
@@ -153,40 +155,43 @@ class ConsoleDeskNotifier(TelegramDeskNotifier):
         super().__init__(bot, settings, translator, mirror=True)
         self.crm = crm
 
-    def _scope(self, ctx: ChatContext | None) -> contextlib.AbstractContextManager[object]:
+    @contextlib.asynccontextmanager
+    async def _scope(self, ctx: ChatContext | None) -> AsyncIterator[None]:
         from bot.middlewares.context import UpdateScope, update_scope
 
-        return update_scope(
-            UpdateScope(
-                update_id=0,
-                chat_id=ctx.chat_id if ctx else None,
-                holds_db_lock=True,
-                crm=self.crm,
-                customer=ctx.customer if ctx else None,
-                conversation_id=ctx.conversation.id if ctx else None,
-            )
+        scope = UpdateScope(
+            update_id=0,
+            chat_id=ctx.chat_id if ctx else None,
+            holds_db_lock=True,
+            crm=self.crm,
+            customer=ctx.customer if ctx else None,
+            conversation_id=ctx.conversation.id if ctx else None,
         )
+        with update_scope(scope):
+            yield
+        # What was logged moves the conversation's last activity, as after a bot update.
+        await scope.apply_touches()
 
     async def tell_customer(self, ctx: ChatContext, notice: Notice) -> bool:
-        with self._scope(ctx):
+        async with self._scope(ctx):
             return await super().tell_customer(ctx, notice)
 
     async def send_agent_message(
         self, ctx: ChatContext, agent: StaffDTO, text: str, content: object | None = None
     ) -> bool:
-        with self._scope(ctx):
+        async with self._scope(ctx):
             return await super().send_agent_message(ctx, agent, text, content)
 
     async def ask_for_rating(self, ctx: ChatContext, ticket_number: str | None) -> None:
-        with self._scope(ctx):
+        async with self._scope(ctx):
             await super().ask_for_rating(ctx, ticket_number)
 
     async def post_in_topic(self, ctx: ChatContext, notice: Notice) -> None:
-        with self._scope(ctx):
+        async with self._scope(ctx):
             await super().post_in_topic(ctx, notice)
 
     async def notify_agent(self, agent: StaffDTO, notice: Notice) -> None:
-        with self._scope(None):
+        async with self._scope(None):
             await super().notify_agent(agent, notice)
 
 

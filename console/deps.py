@@ -35,12 +35,15 @@ PAGE_ROLES: dict[str, tuple[str, ...]] = {
     "logout": EVERYONE,
     "customers": (ADMIN, AGENT),
     "customer": (ADMIN, AGENT),
+    "gdpr": (ADMIN,),
     "inbox": (ADMIN, AGENT),
     "inbox_action": (ADMIN, AGENT),
     "tickets": (ADMIN, AGENT),
     "ticket": (ADMIN, AGENT),
     "ticket_change": (ADMIN, AGENT),
     "apikeys": (ADMIN,),
+    "staff": (ADMIN,),
+    "staff_change": (ADMIN,),
     "apikeys_change": (ADMIN,),
 }
 

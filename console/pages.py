@@ -7,6 +7,7 @@ POST also on `CsrfOk`. Agent actions call the same `AgentDesk` as the Telegram s
 from __future__ import annotations
 
 import hmac
+import json
 import secrets
 from typing import Annotated
 from urllib.parse import quote
@@ -17,6 +18,7 @@ from sqlalchemy import func, select
 
 from console.deps import (
     LOGIN_CSRF_COOKIE,
+    PAGE_ROLES,
     SESSION_COOKIE,
     Allow,
     Crm,
@@ -32,8 +34,9 @@ from crm_core.conversations.handoff import AGENT_ROLES, HandoffService
 from crm_core.conversations.handoff_schemas import Owner
 from crm_core.conversations.models import Conversation
 from crm_core.customers.models import Customer
-from crm_core.errors import InvalidTransition, NotFound
+from crm_core.errors import InvalidTransition, NotFound, PermissionDenied
 from crm_core.services import CrmServices
+from crm_core.staff.models import ROLES
 from crm_core.support.desk import AgentDesk, DeskResult, NoDelivery, inbox
 from crm_core.tickets.models import Ticket
 from crm_core.tickets.state_machine import DONE_STATES, TicketStatus, allowed_targets
@@ -102,7 +105,6 @@ async def login_submit(
     csrf: Annotated[str, Form(max_length=128)] = "",
     next: Annotated[str, Form(max_length=500)] = "/",
 ) -> Response:
-    language = ctx.settings.app.default_language
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE) or ""
     if not csrf or not cookie or not hmac.compare_digest(csrf, cookie):
         # No session yet: a double-submit token (cookie + form field) stops login CSRF.
@@ -145,7 +147,6 @@ async def login_submit(
         path="/",
     )
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
-    del language
     return response
 
 
@@ -276,6 +277,7 @@ async def customer(
     crm: Crm,
     info: Annotated[SessionInfo, Depends(Allow("customer"))],
     customer_id: int,
+    flash: str | None = None,
 ) -> Response:
     record = await crm.customers.get_customer_for_staff(info.staff.id, customer_id, VIEW_REASON)
     return render(
@@ -290,7 +292,71 @@ async def customer(
         consent=await crm.customers.consent_events(customer_id),
         leads=await crm.leads.list_leads(customer_id=customer_id, limit=20),
         conversations=(await crm.conversations.for_customer(customer_id))[:10],
+        may_gdpr=info.staff.role in PAGE_ROLES["gdpr"],
+        flash=flash,
     )
+
+
+# --- data protection (admins) --------------------------------------------------------------
+
+
+@router.post("/customers/{customer_id}/export", dependencies=[CsrfOk])
+async def customer_export(
+    ctx: Ctx,
+    crm: Crm,
+    info: Annotated[SessionInfo, Depends(Allow("gdpr"))],
+    customer_id: int,
+) -> Response:
+    """Everything about the customer as a JSON download (GDPR access request; audited)."""
+    data = await crm.customers.export_customer(
+        customer_id, actor=info.staff.actor, reason="GDPR data export from the console"
+    )
+    body = json.dumps(data, ensure_ascii=False, indent=2, default=str)
+    return Response(
+        body,
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="customer-{customer_id}.json"'},
+    )
+
+
+@router.get("/customers/{customer_id}/erase", response_class=HTMLResponse)
+async def customer_erase_confirm(
+    request: Request,
+    ctx: Ctx,
+    crm: Crm,
+    info: Annotated[SessionInfo, Depends(Allow("gdpr"))],
+    customer_id: int,
+    error: str | None = None,
+) -> Response:
+    record = await crm.customers.get_customer_for_staff(
+        info.staff.id, customer_id, "console: erase confirmation"
+    )
+    return render(
+        request, ctx, "erase.html", info, customer=record, flash=error, flash_bad=bool(error)
+    )
+
+
+@router.post("/customers/{customer_id}/erase", dependencies=[CsrfOk])
+async def customer_erase(
+    request: Request,
+    ctx: Ctx,
+    crm: Crm,
+    info: Annotated[SessionInfo, Depends(Allow("gdpr"))],
+    customer_id: int,
+) -> Response:
+    """Erase (anonymise) after the admin typed the customer's id and a reason."""
+    form = await request.form()
+    confirm = str(form.get("confirm") or "").strip()
+    reason = str(form.get("reason") or "").strip()[:500]
+    lang = info.language
+    if confirm != str(customer_id) or not reason:
+        return redirect(
+            request,
+            f"/customers/{customer_id}/erase",
+            error=ctx.ui.t("console.erase_unconfirmed", lang),
+        )
+    result = await crm.customers.erase_customer(customer_id, info.staff.actor, reason)
+    return redirect(request, f"/customers/{customer_id}", flash=result.message)
 
 
 # --- live inbox ----------------------------------------------------------------------------
@@ -554,6 +620,82 @@ async def ticket_action(
     else:
         raise NotFound(f"no ticket action {action!r}")
     return redirect(request, path, flash=ctx.ui.t("console.done", lang), bad="0")
+
+
+# --- staff (admins) ------------------------------------------------------------------------
+
+
+@router.get("/admin/staff", response_class=HTMLResponse)
+async def staff_page(
+    request: Request,
+    ctx: Ctx,
+    crm: Crm,
+    info: Annotated[SessionInfo, Depends(Allow("staff"))],
+    flash: str | None = None,
+    bad: int = 0,
+) -> Response:
+    members = await crm.staff.list_staff(include_inactive=True)
+    return render(
+        request,
+        ctx,
+        "staff.html",
+        info,
+        members=members,
+        roles=ROLES,
+        flash=flash,
+        flash_bad=bool(bad),
+    )
+
+
+@router.post("/admin/staff", dependencies=[CsrfOk])
+async def staff_add(
+    request: Request,
+    ctx: Ctx,
+    crm: Crm,
+    info: Annotated[SessionInfo, Depends(Allow("staff_change"))],
+) -> Response:
+    """Add a staff member (a console login needs a password of 8+ characters)."""
+    form = await request.form()
+    tg = str(form.get("telegram_user_id") or "").strip()
+    member = await crm.staff.add_staff(
+        str(form.get("name") or ""),
+        str(form.get("role") or ""),
+        telegram_user_id=int(tg) if tg.isdigit() else None,
+        login=str(form.get("login") or "").strip() or None,
+        password=str(form.get("password") or "") or None,
+        languages=str(form.get("languages") or "zh,en"),
+    )
+    await crm.audit.record(info.staff.actor, "create", "staff", member.id, reason="console")
+    return redirect(
+        request,
+        "/admin/staff",
+        flash=ctx.ui.t("console.staff_added", info.language, name=member.name),
+    )
+
+
+@router.post("/admin/staff/{staff_id}/{action}", dependencies=[CsrfOk])
+async def staff_change(
+    request: Request,
+    ctx: Ctx,
+    crm: Crm,
+    info: Annotated[SessionInfo, Depends(Allow("staff_change"))],
+    staff_id: int,
+    action: str,
+) -> Response:
+    """Disable a staff member, or set a new password; either ends their console sessions."""
+    svc = access(ctx, crm)
+    if action == "disable":
+        if staff_id == info.staff.id:
+            raise PermissionDenied("you cannot disable your own account")
+        await crm.staff.deactivate(staff_id)
+    elif action == "password":
+        form = await request.form()
+        await crm.staff.set_password(staff_id, str(form.get("password") or ""))
+    else:
+        raise NotFound(f"no staff action {action!r}")
+    await svc.end_sessions_of(staff_id)
+    await crm.audit.record(info.staff.actor, action, "staff", staff_id, reason="console")
+    return redirect(request, "/admin/staff", flash=ctx.ui.t("console.done", info.language))
 
 
 # --- API keys (admins) ---------------------------------------------------------------------

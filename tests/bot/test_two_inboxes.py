@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -132,6 +133,7 @@ async def test_a_console_claim_shows_in_the_topic_and_the_telegram_agent_loses(
         assert (conv.owner, conv.agent_staff_id) == ("agent", 2)
 
         # The console agent's reply reaches the customer through the bot and the topic.
+        desk.clock.advance(timedelta(minutes=10))
         mark = len(desk.api.calls)
         await act(wang, conversation, "reply", text="您好，请发一张显卡风扇的照片。")
         calls = both.calls_since(mark)
@@ -140,6 +142,8 @@ async def test_a_console_claim_shows_in_the_topic_and_the_telegram_agent_loses(
         log = await desk.interactions(ZH)
         mine = [i for i in log if i.direction == "outbound" and i.agent_staff_id == 2]
         assert [i.text for i in mine] == ["您好，请发一张显卡风扇的照片。"]
+        # ... and counts as activity (the inactivity sweeper will not take it back early).
+        assert (await desk.conversation(ZH)).last_activity_at == desk.clock.now()
 
         # The customer's answer goes to the topic as before (the bot stays silent).
         calls = await desk.customer_says(ZH, "好的", "zh")

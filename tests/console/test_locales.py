@@ -21,3 +21,13 @@ def test_console_locales_are_complete_in_both_languages() -> None:
         for key in re.findall(r"\bt\('([a-z_.]+)'", path.read_text(encoding="utf-8"))
     }
     assert used and used <= ui.keys("en") and used <= ui.keys("zh")
+
+
+def test_templates_have_no_inline_scripts_the_csp_would_block() -> None:
+    """The Content-Security-Policy allows scripts from the app only: no inline handlers or
+    inline <script> blocks, and every asset is served by the app (no CDN)."""
+    for path in TEMPLATES.glob("*.html"):
+        html = path.read_text(encoding="utf-8")
+        assert not re.search(r"\son[a-z]+\s*=", html), path.name
+        assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), path.name
+        assert "http://" not in html and "https://" not in html, path.name

@@ -44,7 +44,9 @@ GET_PAGES = [
     ("/customers/{customer}", "customer"),
     ("/inbox", "inbox"),
     ("/tickets", "tickets"),
+    ("/customers/{customer}/erase", "gdpr"),
     ("/admin/apikeys", "apikeys"),
+    ("/admin/staff", "staff"),
 ]
 
 
@@ -65,6 +67,8 @@ async def test_each_role_sees_exactly_the_pages_of_the_table(console: Console, r
             ("/admin/apikeys", "apikeys_change", {"name": "x", "scopes": "tickets:read"}),
             ("/admin/apikeys/999/revoke", "apikeys_change", {}),
             ("/inbox/1/claim", "inbox_action", {}),
+            ("/customers/999999/export", "gdpr", {}),
+            ("/admin/staff/999999/disable", "staff_change", {}),
             ("/tickets/TK-00000001/status", "ticket_change", {"status": "triaged"}),
         ]
         for path, page, form in posts:
@@ -89,6 +93,10 @@ async def test_each_role_sees_exactly_the_pages_of_the_table(console: Console, r
         "/tickets",
         "/tickets/{ticket_number}",
         "/tickets/{ticket_number}/{action}",
+        "/customers/{customer_id}/export",
+        "/customers/{customer_id}/erase",
+        "/admin/staff",
+        "/admin/staff/{staff_id}/{action}",
     }
 
 
