@@ -45,6 +45,8 @@ PAGE_ROLES: dict[str, tuple[str, ...]] = {
     "staff": (ADMIN,),
     "staff_change": (ADMIN,),
     "apikeys_change": (ADMIN,),
+    "imports": (ADMIN,),
+    "imports_change": (ADMIN,),
 }
 
 

@@ -27,6 +27,7 @@ NAV = (
     ("customers", "/customers", "console.nav_customers"),
     ("inbox", "/inbox", "console.nav_inbox"),
     ("tickets", "/tickets", "console.nav_tickets"),
+    ("imports", "/admin/imports", "console.nav_imports"),
     ("staff", "/admin/staff", "console.nav_staff"),
     ("apikeys", "/admin/apikeys", "console.nav_apikeys"),
 )

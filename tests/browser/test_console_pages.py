@@ -1,0 +1,116 @@
+"""The console in a real browser (headless Chromium): sign-in and sign-out, a customer's 360
+view (audited), an admin page refused to a marketer, and a handoff claimed and answered in
+the inbox that the customer receives through the bot (the fake Bot API records it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from crm_core.demo.logins import demo_password
+from tests.browser.conftest import LiveConsole, sign_in
+
+pytestmark = pytest.mark.usefixtures("sqlite_template")
+
+
+def test_an_agent_signs_in_and_out_and_the_session_ends(page: Any) -> None:
+    page.goto("/customers")
+    assert "/login" in page.url  # not signed in: sent to the login form
+    page.fill("#login", "wang.fang")
+    page.fill("#password", "wrong password")
+    page.click("button[type=submit]")
+    assert page.locator(".flash.bad").is_visible()
+    page.fill("#password", demo_password("agent"))
+    page.click("button[type=submit]")
+    page.wait_for_selector("header .me")
+    assert page.url.endswith("/customers")  # back where the agent wanted to go
+    cookies = {c["name"]: c for c in page.context.cookies()}
+    assert cookies["hwcrm_session"]["httpOnly"] and cookies["hwcrm_session"]["sameSite"] == "Lax"
+    page.click("header form[action$='/logout'] button")
+    page.wait_for_selector("#login")
+    page.goto("/inbox")
+    assert "/login" in page.url  # the old session no longer opens pages
+
+
+def test_find_a_customer_and_open_the_360_view_writes_an_audit_row(
+    page: Any, live_console: LiveConsole
+) -> None:
+    [(customer_id, name, phone)] = live_console.sql(
+        "SELECT id, name, phone FROM customers WHERE phone IS NOT NULL ORDER BY id LIMIT 1"
+    )
+    sign_in(page, "admin", demo_password("admin"))
+    page.click("header a[data-page=customers]")
+    page.fill("input[name=q]", phone)
+    page.click("form.card button[type=submit]")
+    page.click(f"a[href$='/customers/{customer_id}']")
+    page.wait_for_selector("h1")
+    assert name in page.locator("h1").inner_text()
+    [(staff_id,)] = live_console.sql("SELECT id FROM staff_users WHERE login = 'admin'")
+    rows = live_console.sql(
+        "SELECT actor, action, entity, reason FROM audit_log "
+        "WHERE customer_id = :c AND action = 'read' ORDER BY id",
+        c=customer_id,
+    )
+    assert (f"staff:{staff_id}", "read", "customer", "console: customer 360 view") in [
+        tuple(r) for r in rows
+    ]
+
+
+def test_a_marketer_is_refused_on_an_admin_page(page: Any) -> None:
+    sign_in(page, "sun.li", demo_password("marketer"))
+    assert page.locator("header a[data-page=staff]").count() == 0  # not offered
+    response = page.goto("/admin/staff")
+    assert response is not None and response.status == 403
+    assert "marketer" in page.locator("main").inner_text()
+    response = page.goto("/admin/apikeys")
+    assert response is not None and response.status == 403
+
+
+def test_an_agent_claims_and_answers_a_handoff_and_the_customer_gets_it_on_telegram(
+    page: Any, live_console: LiveConsole
+) -> None:
+    from crm_core.conversations.handoff import HandoffService
+    from crm_core.db import create_engine, create_session_factory, unit_of_work
+    from crm_core.services import CrmServices
+
+    [(customer_id, chat_id, name)] = live_console.sql(
+        "SELECT id, telegram_user_id, name FROM customers "
+        "WHERE telegram_user_id IS NOT NULL ORDER BY id DESC LIMIT 1"
+    )
+
+    async def customer_asks_for_a_person() -> int:
+        from app.settings import load_settings
+        from crm_core.clock import SystemClock
+
+        engine = create_engine(live_console.db_url)
+        try:
+            async with unit_of_work(create_session_factory(engine)) as session:
+                crm = CrmServices(session, SystemClock(), load_settings().crm)
+                conv = await crm.conversations.open_or_get(customer_id, chat_id)
+                await HandoffService(session, crm.clock).request(conv.id, reason="request_human")
+                return conv.id
+        finally:
+            await engine.dispose()
+
+    conversation = live_console.run(customer_asks_for_a_person)
+    sign_in(page, "emily.turner", demo_password("agent"))
+    page.click("header a[data-page=inbox]")
+    page.click(f"[data-conversation='{conversation}'] a")
+    page.wait_for_selector("[data-owner=queued]")
+    page.click(f"form[action$='/inbox/{conversation}/claim'] button")
+    page.wait_for_selector("[data-owner=agent]")
+    live_console.wait_for_message(chat_id, "Emily")  # "Emily Turner is now with you"
+    reply = "Hello, please send a photo of the fan on your graphics card."
+    page.fill(f"form[action$='/inbox/{conversation}/reply'] textarea", reply)
+    page.click(f"form[action$='/inbox/{conversation}/reply'] button")
+    page.wait_for_selector(".flash")
+    sent = live_console.wait_for_message(chat_id, reply)
+    assert sent.text == reply
+    [(owner, agent)] = live_console.sql(
+        "SELECT c.owner, s.login FROM conversations c JOIN staff_users s "
+        "ON s.id = c.agent_staff_id WHERE c.id = :c",
+        c=conversation,
+    )
+    assert (owner, agent) == ("agent", "emily.turner")
+    assert name in page.locator("main").inner_text()
