@@ -92,6 +92,7 @@ def _serve(db_url: str, ready: threading.Event, box: dict[str, Any]) -> None:
         async with FakeBotAPIServer(TOKEN) as api:
             settings = load_settings()
             settings.db.url = db_url
+            settings.app.data_dir = Path(db_url.removeprefix("sqlite+aiosqlite:///")).parent
             settings.console.port = 0
             settings.console.host = "127.0.0.1"
             settings.bot.token = SecretStr(TOKEN)

@@ -114,3 +114,29 @@ def test_an_agent_claims_and_answers_a_handoff_and_the_customer_gets_it_on_teleg
     )
     assert (owner, agent) == ("agent", "emily.turner")
     assert name in page.locator("main").inner_text()
+
+
+def test_an_admin_uploads_an_import_with_errors_and_sees_the_row_report(
+    page: Any, live_console: LiveConsole, tmp_path: Any
+) -> None:
+    upload = tmp_path / "customers.csv"
+    upload.write_text(
+        "name,phone,email\n"
+        "Grace Hopper,13800138111,grace@example.com\n"
+        "Too Many,13800138112,b@example.com,surprise\n",
+        encoding="utf-8",
+    )
+    sign_in(page, "admin", demo_password("admin"))
+    page.click("header a[data-page=imports]")
+    page.select_option("select[name=entity]", "customers")
+    page.set_input_files("input[type=file]", str(upload))
+    page.click("form[enctype] button[type=submit]")
+    page.wait_for_selector("[data-import-state=dry_run]")
+    row = page.locator("table.issues tr[data-row='3']")
+    assert "has 4 values but the header has 3 columns" in row.inner_text()
+    assert page.locator("[data-count=inserted]").inner_text() == "1"
+    assert not live_console.sql("SELECT id FROM customers WHERE email = 'grace@example.com'")
+    page.check("input[name=partial]")
+    page.click("form[action$='/commit'] button")
+    page.wait_for_selector("[data-import-state=committed]")
+    assert live_console.sql("SELECT id FROM customers WHERE email = 'grace@example.com'")
