@@ -140,3 +140,38 @@ def test_an_admin_uploads_an_import_with_errors_and_sees_the_row_report(
     page.click("form[action$='/commit'] button")
     page.wait_for_selector("[data-import-state=committed]")
     assert live_console.sql("SELECT id FROM customers WHERE email = 'grace@example.com'")
+
+
+def test_a_marketer_creates_an_ab_campaign_with_a_live_audience_and_schedules_it(
+    page: Any, live_console: LiveConsole
+) -> None:
+    from datetime import date, timedelta
+
+    sign_in(page, "oliver.hughes", demo_password("marketer"))
+    page.click("header a[data-page=campaigns]")
+    page.click("a[href$='/campaigns/new']")
+    page.fill("input[name=name]", "Browser GPU push")
+    segment = page.locator("textarea[name=segment]")
+    segment.fill('{"language": "fr"}')
+    page.wait_for_selector("[data-audience].bad")  # the count names the mistake
+    assert "fr" in page.locator("[data-audience]").inner_text()
+    segment.fill('{"consent": true}')
+    page.wait_for_selector("[data-audience][data-reachable]")
+    reachable = int(page.locator("[data-audience]").get_attribute("data-reachable") or 0)
+    assert reachable > 0
+    page.fill("textarea[name=text_A_zh]", "{name}，显卡特惠！")
+    page.fill("textarea[name=text_A_en]", "{name}, GPU deals!")
+    page.fill("textarea[name=text_B_zh]", "显卡降价了")
+    page.fill("textarea[name=text_B_en]", "GPUs are cheaper now")
+    page.click("form.campaign-form button[type=submit]")
+    page.wait_for_selector("h1 [data-state=draft]")
+    assert page.locator("[data-preview='B-en']").inner_text().endswith("GPUs are cheaper now")
+    assert page.locator("svg.chart").count() == 1
+    when = f"{date.today() + timedelta(days=2):%Y-%m-%d}T10:00"
+    page.fill("input[name=at]", when)
+    page.click("form[action$='/schedule'] button")
+    page.wait_for_selector("h1 [data-state=scheduled]")
+    [(state, variants)] = live_console.sql(
+        "SELECT state, variants FROM campaigns WHERE name = 'Browser GPU push'"
+    )
+    assert state == "scheduled" and "GPUs are cheaper now" in str(variants)
