@@ -55,3 +55,66 @@ def grouped_bars(
         x += 20 + 7 * len(name)
     parts.append("</svg>")
     return "".join(parts)
+
+
+def column_series(
+    labels: Sequence[str],
+    values: Sequence[float],
+    *,
+    width: int = 640,
+    height: int = 180,
+    title: str = "",
+    label_every: int = 7,
+) -> str:
+    """One bar per label (e.g. per day), every `label_every`-th label printed below."""
+    top, bottom, left = 16, 24, 4
+    plot_h = height - top - bottom
+    peak = max([*values, 1.0])
+    step = (width - left * 2) / max(len(values), 1)
+    parts = [
+        f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="{width}" '
+        f'height="{height}"><title>{escape(title)}</title>'
+        f'<text x="{width - 4}" y="12" font-size="10" text-anchor="end">max {peak:g}</text>'
+    ]
+    for i, (label, value) in enumerate(zip(labels, values, strict=False)):
+        h = plot_h * value / peak
+        x = left + i * step
+        parts.append(
+            f'<rect x="{x:.1f}" y="{top + plot_h - h:.1f}" width="{max(step - 1, 1):.1f}" '
+            f'height="{h:.1f}" fill="{PALETTE[0]}" data-label="{escape(label)}" '
+            f'data-value="{value:g}"><title>{escape(label)}: {value:g}</title></rect>'
+        )
+        if i % label_every == 0:
+            parts.append(
+                f'<text x="{x:.1f}" y="{height - 8}" font-size="10">{escape(label)}</text>'
+            )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def horizontal_bars(
+    items: Sequence[tuple[str, float]], *, width: int = 420, title: str = "", row: int = 20
+) -> str:
+    """One labelled horizontal bar per (label, value)."""
+    label_w, pad = 130, 4
+    height = max(len(items), 1) * row + pad * 2
+    peak = max([v for _, v in items] + [1.0])
+    bar_max = width - label_w - 50
+    parts = [
+        f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="{width}" '
+        f'height="{height}"><title>{escape(title)}</title>'
+    ]
+    for i, (label, value) in enumerate(items):
+        y = pad + i * row
+        w = bar_max * value / peak
+        parts.append(
+            f'<text x="{label_w - 6}" y="{y + row * 0.7:.1f}" font-size="11" '
+            f'text-anchor="end">{escape(label)}</text>'
+            f'<rect x="{label_w}" y="{y + 3}" width="{w:.1f}" height="{row - 6}" '
+            f'fill="{PALETTE[i % len(PALETTE)]}" data-label="{escape(label)}" '
+            f'data-value="{value:g}"/>'
+            f'<text x="{label_w + w + 4:.1f}" y="{y + row * 0.7:.1f}" font-size="11">'
+            f"{value:g}</text>"
+        )
+    parts.append("</svg>")
+    return "".join(parts)
