@@ -168,9 +168,9 @@ class DashboardService:
             .group_by(Interaction.conversation_id)
         )
         waits = [
-            (answered - queued[conv]).total_seconds() / 60
+            (answered - queued[int(conv)]).total_seconds() / 60
             for conv, answered in first.all()
-            if answered is not None and answered >= queued[conv]
+            if conv is not None and answered is not None and answered >= queued[int(conv)]
         ]
         return round(statistics.median(waits), 1) if waits else None
 
