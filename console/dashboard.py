@@ -48,6 +48,7 @@ async def dashboard_charts(
             [d.strftime("%m-%d") for d, _ in per_day],
             [n for _, n in per_day],
             title=t("console.chart_conversations"),
+            width=1040,
         ),
         "chart_satisfaction": column_series(
             [w for w, _, _ in figures.satisfaction_by_week],

@@ -67,6 +67,48 @@ class LiveConsole:
         raise AssertionError(f"no message to {chat_id} containing {contains!r}")
 
 
+async def _conversation_history(session: Any, now: Any) -> None:
+    """A month of conversations (the demo seed has none): some handled by the bot alone,
+    some handed to an agent who answered after a few minutes. Deterministic."""
+    import random
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from crm_core.conversations.models import Conversation, Interaction
+    from crm_core.customers.models import Customer
+    from crm_core.staff.models import StaffUser
+
+    rng = random.Random(7)
+    customers = list(await session.scalars(select(Customer.id).order_by(Customer.id)))
+    agents = list(await session.scalars(select(StaffUser.id).where(StaffUser.role == "agent")))
+    for _ in range(240):
+        started = now - timedelta(days=rng.uniform(0.5, 30), minutes=rng.randint(0, 600))
+        handed = rng.random() < 0.3
+        conv = Conversation(
+            customer_id=rng.choice(customers),
+            started_at=started,
+            last_activity_at=started + timedelta(minutes=20),
+            queued_at=started + timedelta(minutes=1) if handed else None,
+            closed_at=started + timedelta(minutes=30) if rng.random() < 0.9 else None,
+            owner="bot",
+        )
+        session.add(conv)
+        await session.flush()
+        if handed and agents:
+            wait = timedelta(minutes=1 + rng.expovariate(1 / 6))
+            session.add(
+                Interaction(
+                    conversation_id=conv.id,
+                    customer_id=conv.customer_id,
+                    direction="outbound",
+                    text="…",
+                    agent_staff_id=rng.choice(agents),
+                    created_at=started + timedelta(minutes=1) + wait,
+                )
+            )
+
+
 def _serve(db_url: str, ready: threading.Event, box: dict[str, Any]) -> None:
     import uvicorn
 
@@ -89,6 +131,7 @@ def _serve(db_url: str, ready: threading.Event, box: dict[str, Any]) -> None:
         async with unit_of_work(sessions) as session:
             await seed_demo(session, DemoOptions(today=date.today(), customers=40))
             await set_demo_passwords(session, clock)
+            await _conversation_history(session, clock.now())
         async with FakeBotAPIServer(TOKEN) as api:
             settings = load_settings()
             settings.db.url = db_url

@@ -175,3 +175,35 @@ def test_a_marketer_creates_an_ab_campaign_with_a_live_audience_and_schedules_it
         "SELECT state, variants FROM campaigns WHERE name = 'Browser GPU push'"
     )
     assert state == "scheduled" and "GPUs are cheaper now" in str(variants)
+
+
+def test_dashboard_and_360_view_render_with_demo_data_for_the_screenshots(
+    page: Any, live_console: LiveConsole, tmp_path: Any
+) -> None:
+    """Also the README's screenshots: `HWCRM_UPDATE_SCREENSHOTS=1` writes them to docs/."""
+    import os
+    from pathlib import Path
+
+    out = (
+        Path(__file__).resolve().parents[2] / "docs"
+        if os.environ.get("HWCRM_UPDATE_SCREENSHOTS") == "1"
+        else tmp_path
+    )
+    page.set_viewport_size({"width": 1280, "height": 900})
+    sign_in(page, "admin", demo_password("admin"))
+    page.goto("/")
+    # English for the README (and Debian's chromium has no CJK font by default).
+    with page.expect_navigation():
+        page.select_option("header select[name=language]", "en")
+    assert page.locator("svg.chart").count() >= 5
+    assert int(page.locator("[data-kpi=conversations]").inner_text()) > 0
+    assert page.locator("svg.chart rect[data-value]").count() > 10
+    page.screenshot(path=str(out / "console-dashboard.png"), full_page=True)
+    [(customer_id,)] = live_console.sql(
+        "SELECT c.id FROM customers c JOIN orders o ON o.customer_id = c.id "
+        "JOIN tickets t ON t.customer_id = c.id GROUP BY c.id ORDER BY count(*) DESC LIMIT 1"
+    )
+    page.goto(f"/customers/{customer_id}")
+    page.screenshot(path=str(out / "console-customer-360.png"), full_page=True)
+    for name in ("console-dashboard.png", "console-customer-360.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
