@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape as escape_markup
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -168,8 +169,11 @@ def answer(
         return
     console.print(f"[bold]{result.title}[/bold] ({result.article_id}, {result.language})")
     if result.heading:
-        console.print(f"[italic]{result.heading}[/italic]")
-    console.print(result.passage or "")
+        console.print(f"[dim]matched: {escape_markup(result.heading)}[/dim]")
+    if result.solution_headings:  # what the customer reads (the bot renders it for Telegram)
+        shown = escape_markup(" · ".join(result.solution_headings))
+        console.print(f"[dim]shown: {shown}[/dim]")
+    console.print(result.display_markdown, markup=False)
     console.print(f"source: {result.url or result.article_id}")
     console.print(f"confidence {result.confidence:.2f} (threshold {threshold:.2f})")
 

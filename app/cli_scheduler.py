@@ -59,7 +59,13 @@ def scheduler_cmd(
         raise typer.BadParameter("--no-send and --no-schedule together leave nothing to do")
     _configure_logging(settings)
     logging.getLogger().setLevel(logging.INFO)
-    run_async(run_scheduler(settings, send=send, schedule=schedule, worker=worker))
+    from bot.runtime import event_loop_factory
+
+    # the same event loop as `hwcrm bot` (bot.event_loop: uvloop when installed)
+    run_async(
+        run_scheduler(settings, send=send, schedule=schedule, worker=worker),
+        event_loop_factory(settings.bot.event_loop),
+    )
 
 
 async def run_scheduler(

@@ -19,6 +19,7 @@ from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramFor
 from aiogram.types import InlineKeyboardMarkup, Message
 
 from bot.i18n import Translator
+from bot.rendering import escape
 from crm_core.services import CrmServices
 from crm_core.staff.schemas import StaffDTO
 from crm_core.support.desk import AgentDesk, ChatContext, Notice
@@ -84,8 +85,8 @@ class TelegramDeskNotifier:
                         from_chat_id=content.chat.id,
                         message_id=content.message_id,
                     )
-                else:
-                    await self.bot.send_message(ctx.chat_id, text)
+                else:  # the agent's own words: shown as typed, never taken as markup
+                    await self.bot.send_message(ctx.chat_id, escape(text))
         except TelegramForbiddenError:
             log.info("customer chat %s blocked the bot", ctx.chat_id)
             return False

@@ -149,6 +149,8 @@ def cited_articles(calls: Iterable[SentCall], urls: dict[str, str]) -> list[str]
     found: list[str] = []
     for call in calls:
         candidates = _URL.findall(call.text)
+        # the citation line is a text link (call.text is what the person sees, without URLs)
+        candidates += [e["url"] for e in call.entities if e["type"] == "text_link"]
         candidates += [data for _, data in call.buttons() if data.startswith("http")]
         for url in candidates:
             url = url.rstrip(".,;:)）。").replace("&amp;", "&")

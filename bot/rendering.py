@@ -263,6 +263,12 @@ def _pad(text: str, width: int) -> str:
     return text + " " * max(0, width - display_width(text))
 
 
+def _colon(label: str) -> str:
+    """ "：" after a Chinese label, ": " after any other."""
+    label = inline_plain(label).rstrip()
+    return "：" if label and _is_wide(label[-1]) else ": "
+
+
 def table_html(rows: list[str]) -> Html:
     """A Markdown table for a phone: a <pre> block when every line fits TABLE_PRE_WIDTH
     monospace columns, else one "label: value" group per row (the first cell is the label)."""
@@ -283,14 +289,14 @@ def table_html(rows: list[str]) -> Html:
     if not body:  # a header without rows: just its cells
         return Html(" · ".join(inline_html(c) for c in header if c))
     if ncols == 2:
-        lines = [f"<i>{inline_html(header[0])}: {inline_html(header[1])}</i>"]
-        lines += [f"• <b>{inline_html(r[0])}</b>: {inline_html(r[1])}" for r in body]
+        lines = [f"<i>{inline_html(header[0])}{_colon(header[0])}{inline_html(header[1])}</i>"]
+        lines += [f"• <b>{inline_html(r[0])}</b>{_colon(r[0])}{inline_html(r[1])}" for r in body]
         return Html("\n".join(lines))
     groups = []
     for r in body:
         group = [f"<b>{inline_html(r[0])}</b>"]
         group += [
-            f"{inline_html(header[j]) if header[j] else '—'}: {inline_html(r[j])}"
+            f"{inline_html(header[j]) if header[j] else '—'}{_colon(header[j])}{inline_html(r[j])}"
             for j in range(1, ncols)
             if r[j]
         ]

@@ -161,6 +161,7 @@ def build_corpus_index(
                 categories=list(row.get("categories") or []),
                 url=row.get("url"),
                 translation_of=row.get("translation_of"),
+                solution=list(row.get("solution") or []),
             )
         )
         pieces = chunk_article(text, chunk_size=chunk_size, chunk_overlap=chunk_overlap)
@@ -323,6 +324,7 @@ def article_corpus(articles_dir: Path, lang: str | None = None) -> list[dict[str
                 "categories": article.categories,
                 "translation_of": article.translation_of,
                 "url": article.source_url,
+                "solution": article.solution,
             }
         )
     return rows

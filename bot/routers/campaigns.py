@@ -35,7 +35,12 @@ STOP_WORDS = frozenset({"stop", "unsubscribe", "退订", "取消订阅"})
 COMPATIBLE_LIMIT = 5
 
 
-@router.message(F.text.func(lambda text: " ".join(text.split()).casefold() in STOP_WORDS))
+def is_stop_word(text: str | None) -> bool:
+    """ "STOP" / "退订" alone (any case and spacing); photos and stickers have no text."""
+    return text is not None and " ".join(text.split()).casefold() in STOP_WORDS
+
+
+@router.message(F.text.func(is_stop_word))
 async def on_stop_word(message: Message, flow: Flow) -> None:
     await privacy.stop_marketing(flow, STOP_WORDS_SOURCE)
 

@@ -49,10 +49,21 @@ async def on_text(message: Message, flow: Flow) -> None:
     flow.intent, flow.confidence = parse.intent, parse.confidence
     accessory = sales.routes_to_accessories(parse, confident)
     if accessory is not None:  # "a PSU for my graphics card": the accessory, not the device
+        if confident and intent == "product_question":
+            # A question ("will this RAM work with my board?"): answer first — its article —
+            # then the products that fit.
+            await _article_first(flow, text, accessory.accessory)
         await sales.accessory_inquiry(flow, text, accessory)
         return
     route = ROUTES.get(intent) if confident else None
     await (route or _unsure)(flow, text, parse)
+
+
+async def _article_first(flow: Flow, text: str, category: str | None) -> None:
+    """The confident knowledge-base answer with its source, when there is one."""
+    answer = await ask_kb(flow, text, category)
+    if answer is not None:
+        await flow.say(answer_text(flow, answer), rows([source_button(flow, answer)]))
 
 
 async def _unsure(flow: Flow, text: str, parse: ParseResult) -> None:

@@ -153,6 +153,7 @@ class Sender:
         now: Callable[[], datetime] | None = None,
         record_send_times: bool = False,
         only_chats: frozenset[int] | None = None,
+        shutdown_timeout_s: float = 60.0,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -171,6 +172,7 @@ class Sender:
         self.record_send_times = record_send_times
         # `hwcrm chat`: deliver only the pushes of the chat(s) on the terminal
         self.only_chats = only_chats
+        self.shutdown_timeout_s = shutdown_timeout_s
         self.stats = SenderStats()
         self.inflight = 0  # claimed and not yet recorded (= the most rows left `sending`)
         self._room = asyncio.Condition()
@@ -214,9 +216,19 @@ class Sender:
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
         finally:
-            if self._tasks:
-                await asyncio.gather(*list(self._tasks), return_exceptions=True)
-            await self._outcomes.join()
+            try:  # the database may be down: do not hang the shutdown for ever
+                if self._tasks:
+                    await asyncio.wait_for(
+                        asyncio.gather(*list(self._tasks), return_exceptions=True),
+                        self.shutdown_timeout_s,
+                    )
+                await asyncio.wait_for(self._outcomes.join(), self.shutdown_timeout_s)
+            except TimeoutError:
+                log.error(
+                    "stopping with %d outcome(s) not recorded: those rows stay `sending` "
+                    "(reported as unknown, never resent)",
+                    self._outcomes.qsize(),
+                )
             recorder.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await recorder

@@ -134,10 +134,17 @@ class DeliveryService:
             else:
                 finals.append((row["id"], decision.state, decision.reason))
 
+        # One UPDATE per outcome (customers of one time zone share their deferral time).
+        final_groups: dict[tuple[str, str], list[int]] = {}
         for delivery_id, state, reason in finals:
-            await self._move(delivery_id, ("queued",), state=state, reason=reason)
+            final_groups.setdefault((state, reason), []).append(delivery_id)
+        for (state, reason), ids in final_groups.items():
+            await self._move_many(ids, state=state, reason=reason)
+        deferral_groups: dict[tuple[datetime, str], list[int]] = {}
         for delivery_id, due_at, reason in deferred:
-            await self._move(delivery_id, ("queued",), due_at=due_at, reason=reason)
+            deferral_groups.setdefault((due_at, reason), []).append(delivery_id)
+        for (due_at, reason), ids in deferral_groups.items():
+            await self._move_many(ids, due_at=due_at, reason=reason)
         pushes: list[OutgoingPush] = []
         if sending:
             ids = [r["id"] for r in sending]
@@ -400,6 +407,16 @@ class DeliveryService:
         if row is None:
             raise NotFound(f"delivery #{delivery_id} does not exist")
         return row
+
+    async def _move_many(self, ids: list[int], **values: Any) -> None:
+        """Queued rows (still queued: conditional) → `values`, in one statement."""
+        values.setdefault("updated_at", self._clock.now())
+        await self._session.execute(
+            update(CampaignDelivery)
+            .where(CampaignDelivery.id.in_(ids), CampaignDelivery.state == "queued")
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
 
     async def _move(self, delivery_id: int, from_states: tuple[str, ...], **values: Any) -> bool:
         """One conditional UPDATE: the row changes only if it is still in `from_states`."""

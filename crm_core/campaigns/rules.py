@@ -86,6 +86,10 @@ class RuleService:
         self._crm = crm
         self._accessories = accessories or AccessoryService(session)
         self._co_purchase: dict[tuple[int, str], dict[int, float]] = {}
+        self._owned_cache: dict[int, list[tuple[ProductDTO, datetime]]] = {}
+        self._co_purchase_tables: dict[
+            str, tuple[dict[int, dict[int, int]], dict[str, dict[int, int]]]
+        ] = {}
 
     # ------------------------------------------------------------------ configuration
 
@@ -312,6 +316,7 @@ class RuleService:
             return []
         customers = await self._customers(set(customer_ids))
         done = await self._existing_keys("accessory", customer_ids)
+        await self._prefetch_owned(customer_ids)
         rows: list[dict[str, Any]] = []
         for customer_id in customer_ids:
             customer = customers[customer_id]
@@ -691,8 +696,30 @@ class RuleService:
                     out[customer_id].add(key.removeprefix(prefix))
         return out
 
+    async def _prefetch_owned(self, customer_ids: Sequence[int]) -> None:
+        """Load what many customers own in a few queries (the accessory rule's run)."""
+        ids = sorted(set(customer_ids))
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            found: dict[int, list[tuple[ProductDTO, datetime]]] = {c: [] for c in chunk}
+            rows = await self._session.execute(
+                select(Order.customer_id, Product, func.max(Order.placed_at).label("placed_at"))
+                .join(OrderItem, OrderItem.order_id == Order.id)
+                .join(Product, Product.id == OrderItem.product_id)
+                .where(Order.customer_id.in_(chunk), Order.status.in_(PURCHASED_STATUSES))
+                .group_by(Order.customer_id, Product.id)
+            )
+            for customer_id, product, placed_at in rows:
+                found[customer_id].append((ProductDTO.model_validate(product), placed_at))
+            for customer_id, items in found.items():
+                items.sort(key=lambda item: (-item[1].timestamp(), item[0].id))
+                self._owned_cache[customer_id] = items
+
     async def _owned(self, customer_id: int) -> list[tuple[ProductDTO, datetime]]:
         """Products the customer bought (paid/shipped/delivered), newest purchase first."""
+        cached = self._owned_cache.get(customer_id)
+        if cached is not None:
+            return cached
         rows = await self._session.execute(
             select(Product, func.max(Order.placed_at).label("placed_at"))
             .join(OrderItem, OrderItem.product_id == Product.id)
@@ -722,49 +749,61 @@ class RuleService:
         """How often each `category` product was bought by owners of this device (whole
         count) and of its category (fraction): co-purchase statistics from order history."""
         key = (device.id, category)
-        if key in self._co_purchase:
-            return self._co_purchase[key]
+        if key not in self._co_purchase:
+            by_model, by_category = await self._co_purchase_counts(category)
+            model = by_model.get(device.id, {})
+            same_category = by_category.get(device.category, {})
+            top = max(same_category.values(), default=0) + 1
+            self._co_purchase[key] = {
+                pid: model.get(pid, 0) + same_category.get(pid, 0) / top
+                for pid in set(model) | set(same_category)
+            }
+        return self._co_purchase[key]
+
+    async def _co_purchase_counts(
+        self, category: str
+    ) -> tuple[dict[int, dict[int, int]], dict[str, dict[int, int]]]:
+        """For the `category` items: distinct buyers per (device product, item) and per
+        (device category, item), over the whole order history — two queries per category
+        and rule run (cached), however many customers the run looks at."""
+        if category in self._co_purchase_tables:
+            return self._co_purchase_tables[category]
         device_orders = Order.__table__.alias("dev_orders")
         device_items = OrderItem.__table__.alias("dev_items")
         device_products = Product.__table__.alias("dev_products")
         accessory = Product.__table__.alias("acc_products")
-
-        async def counts(same_model: bool) -> dict[int, int]:
-            owner_filter = (
-                device_items.c.product_id == device.id
-                if same_model
-                else device_products.c.category == device.category
+        base = (
+            select()
+            .select_from(device_items)
+            .join(device_orders, device_orders.c.id == device_items.c.order_id)
+            .join(device_products, device_products.c.id == device_items.c.product_id)
+            .join(Order, Order.customer_id == device_orders.c.customer_id)
+            .join(OrderItem, OrderItem.order_id == Order.id)
+            .join(accessory, accessory.c.id == OrderItem.product_id)
+            .where(
+                accessory.c.category == category,
+                device_products.c.category != category,
+                device_orders.c.status.in_(PURCHASED_STATUSES),
+                Order.status.in_(PURCHASED_STATUSES),
             )
-            owners = (
-                select(device_orders.c.customer_id)
-                .distinct()
-                .select_from(device_items)
-                .join(device_orders, device_orders.c.id == device_items.c.order_id)
-                .join(device_products, device_products.c.id == device_items.c.product_id)
-                .where(owner_filter, device_orders.c.status.in_(PURCHASED_STATUSES))
+        )
+        buyers = func.count(distinct(Order.customer_id))
+        by_model: dict[int, dict[int, int]] = defaultdict(dict)
+        for device_id, item_id, n in await self._session.execute(
+            base.add_columns(device_items.c.product_id, OrderItem.product_id, buyers).group_by(
+                device_items.c.product_id, OrderItem.product_id
             )
-            rows = await self._session.execute(
-                select(OrderItem.product_id, func.count(distinct(Order.customer_id)))
-                .join(Order, Order.id == OrderItem.order_id)
-                .join(accessory, accessory.c.id == OrderItem.product_id)
-                .where(
-                    accessory.c.category == category,
-                    Order.status.in_(PURCHASED_STATUSES),
-                    Order.customer_id.in_(owners),
-                )
-                .group_by(OrderItem.product_id)
+        ):
+            by_model[int(device_id)][int(item_id)] = int(n)
+        by_category: dict[str, dict[int, int]] = defaultdict(dict)
+        for device_category, item_id, n in await self._session.execute(
+            base.add_columns(device_products.c.category, OrderItem.product_id, buyers).group_by(
+                device_products.c.category, OrderItem.product_id
             )
-            return {int(pid): int(n) for pid, n in rows}
-
-        by_model = await counts(True)
-        by_category = await counts(False)
-        top = max(by_category.values(), default=0) + 1
-        scores = {
-            pid: by_model.get(pid, 0) + by_category.get(pid, 0) / top
-            for pid in set(by_model) | set(by_category)
-        }
-        self._co_purchase[key] = scores
-        return scores
+        ):
+            by_category[str(device_category)][int(item_id)] = int(n)
+        self._co_purchase_tables[category] = (dict(by_model), dict(by_category))
+        return self._co_purchase_tables[category]
 
     async def _kb_articles(self) -> list[KbArticle]:
         return list(await self._session.scalars(select(KbArticle).order_by(KbArticle.article_id)))

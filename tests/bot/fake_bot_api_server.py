@@ -10,6 +10,10 @@ to it over HTTP exactly as it would to api.telegram.org:
   pinChatMessage, setMyCommands, sendChatAction, and any other method (answered `true`).
 - Every call is recorded (`calls`, with the monotonic time it arrived); tests wait for them
   with `wait_for(...)`.
+- Texts and captions with `parse_mode=HTML` are parsed like Telegram does
+  (`bot.telegram_html`): unsupported or unclosed tags get Telegram's 400 "Bad Request: can't
+  parse entities: ...", too long a text (after parsing) "Bad Request: message is too long";
+  `RecordedCall.text` is the visible text, `.entities` its entities, `.html` what was sent.
 - `fail_next(method, 429, retry_after=1)` / `fail_next(method, 403)` make the next call of a
   method fail like Telegram does.
 - `push_update(...)` queues an update for getUpdates; `post_to_webhook(...)` POSTs one to the
@@ -33,6 +37,8 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+
+from bot.telegram_html import ParsedMessage, TelegramHtmlError, parse_html
 
 BOT_ID = 4242
 BOT_USER = {
@@ -61,6 +67,7 @@ class RecordedCall:
     params: dict[str, Any]
     at: float  # time.monotonic() when it arrived
     result: Any = None
+    parsed: ParsedMessage | None = None
 
     @property
     def chat_id(self) -> int | None:
@@ -71,8 +78,40 @@ class RecordedCall:
             return None
 
     @property
-    def text(self) -> str:
+    def html(self) -> str:
+        """The text or caption exactly as sent."""
         return str(self.params.get("text") or self.params.get("caption") or "")
+
+    @property
+    def text(self) -> str:
+        """What the person sees (HTML parsed)."""
+        return self.parsed.text if self.parsed is not None else self.html
+
+    @property
+    def entities(self) -> list[dict[str, Any]]:
+        return self.parsed.entities if self.parsed is not None else []
+
+
+def parse_call(method: str, params: dict[str, Any]) -> ParsedMessage | None:
+    """Telegram's entity parsing and length checks of a call's text or caption; raises
+    `TelegramHtmlError` (or ValueError with Telegram's description) when Telegram refuses."""
+    key = "text" if "text" in params else "caption" if "caption" in params else None
+    if key is None or method == "answerCallbackQuery" or not method.startswith(("send", "edit")):
+        return None
+    raw = str(params[key])
+    if str(params.get("parse_mode") or "").upper() == "HTML":
+        parsed = parse_html(raw)
+    else:
+        parsed = ParsedMessage(raw.strip())
+    if key == "text" and not parsed.text:
+        raise ValueError("Bad Request: message text is empty")
+    if parsed.length > (4096 if key == "text" else 1024):
+        raise ValueError(
+            "Bad Request: message is too long"
+            if key == "text"
+            else "Bad Request: message caption is too long"
+        )
+    return parsed
 
 
 @dataclass
@@ -244,13 +283,23 @@ class FakeBotAPIServer:
             await self._notify()
             extra = {"retry_after": failure.retry_after} if failure.retry_after else None
             return _error(failure.status, failure.description, extra)
-        call = RecordedCall(method, params, time.monotonic())
+        try:
+            parsed = parse_call(method, params)
+        except TelegramHtmlError as exc:
+            self.calls.append(RecordedCall(method, params, time.monotonic(), exc.description))
+            await self._notify()
+            return _error(400, exc.description)
+        except ValueError as exc:
+            self.calls.append(RecordedCall(method, params, time.monotonic(), str(exc)))
+            await self._notify()
+            return _error(400, str(exc))
+        call = RecordedCall(method, params, time.monotonic(), parsed=parsed)
         self.calls.append(call)
         if method == "getUpdates":  # recorded on arrival (the bot is polling), answered later
             await self._notify()
             call.result = await self._get_updates(params)
         else:
-            call.result = self._result_for(method, params)
+            call.result = self._result_for(method, params, parsed)
             for listener in self.listeners:
                 listener(call)
             await self._notify()
@@ -273,7 +322,9 @@ class FakeBotAPIServer:
                     await asyncio.wait_for(self._changed.wait(), min(remaining, 1.0))
         return self._updates[:limit]
 
-    def _result_for(self, method: str, params: dict[str, Any]) -> Any:
+    def _result_for(
+        self, method: str, params: dict[str, Any], parsed: ParsedMessage | None = None
+    ) -> Any:
         chat_id = params.get("chat_id", 0)
         if method == "getMe":
             return BOT_USER
@@ -293,12 +344,14 @@ class FakeBotAPIServer:
         if method == "copyMessage":
             return {"message_id": next(self._message_ids)}
         if method.startswith("send") and method not in ("sendChatAction", "sendMediaGroup"):
-            return self._message(chat_id, params)
+            return self._message(chat_id, params, parsed)
         if method.startswith("edit") or method == "forwardMessage":
-            return self._message(chat_id, params)
+            return self._message(chat_id, params, parsed)
         return True
 
-    def _message(self, chat_id: Any, params: dict[str, Any]) -> dict[str, Any]:
+    def _message(
+        self, chat_id: Any, params: dict[str, Any], parsed: ParsedMessage | None = None
+    ) -> dict[str, Any]:
         try:
             chat = int(chat_id)
         except (TypeError, ValueError):
@@ -310,9 +363,13 @@ class FakeBotAPIServer:
             "from": BOT_USER,
         }
         if params.get("text") is not None:
-            message["text"] = params["text"]
+            message["text"] = parsed.text if parsed is not None else params["text"]
+            if parsed is not None and parsed.entities:
+                message["entities"] = parsed.entities
         if params.get("caption") is not None:
-            message["caption"] = params["caption"]
+            message["caption"] = parsed.text if parsed is not None else params["caption"]
+            if parsed is not None and parsed.entities:
+                message["caption_entities"] = parsed.entities
         if params.get("message_thread_id") is not None:
             message["message_thread_id"] = int(params["message_thread_id"])
         if (

@@ -19,7 +19,7 @@ from crm_core.customers.schemas import CustomerCreate
 from crm_core.services import CrmServices
 from crm_core.tickets.schemas import TicketDTO
 from knowledge_base.answer import Answer
-from nlu.schemas import IntentScore, ParseResult
+from nlu.schemas import IntentScore, ParsedEntity, ParseResult
 from tests.bot.conftest import LANGS, PROJECT_ROOT, button_datas, said
 from tests.bot.harness import BotHarness
 
@@ -303,3 +303,37 @@ async def test_linked_customer_without_orders_gets_no_account_button_beside_the_
     calls = await h.send(user, RETURN_POLICY[lang])
     assert "PASSAGE-returns-refunds" in said(calls)
     assert button_datas(calls, "m:") == []
+
+
+class AccessoryQuestionNlu:
+    """NLU double: a confident product question with "X for my Y" roles (RAM for my board)."""
+
+    async def parse(self, text: str) -> ParseResult:
+        return ParseResult(
+            text=text,
+            intent="product_question",
+            confidence=0.95,
+            ranking=[IntentScore(name="product_question", confidence=0.95)],
+            entities=[
+                ParsedEntity(entity="product_category", value="ram", text="ram", role="accessory"),
+                ParsedEntity(
+                    entity="product_category", value="motherboard", text="board", role="device"
+                ),
+            ],
+            backend="test",
+        )
+
+
+@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize("telegram_id", [1001, 883_030], ids=["linked", "unlinked"])
+async def test_a_compatibility_question_about_my_device_gets_the_article_before_the_products(
+    make_harness: Any, speaker: Any, lang: str, telegram_id: int
+) -> None:
+    h = make_harness(kb=ArticleKb("ram-compatibility"), nlu=AccessoryQuestionNlu())
+    user = await speaker(h, telegram_id, lang)
+    question = {"zh": "这条内存我的主板能用吗", "en": "will this ram work with my motherboard"}
+    calls = await h.send(user, question[lang])
+    sent = messages(calls)
+    assert len(sent) >= 2  # the article, then what fits (or how to name the board)
+    assert f"PASSAGE-ram-compatibility-{lang}" in sent[0].text
+    assert "PASSAGE" not in "".join(c.text for c in sent[1:])

@@ -7,10 +7,12 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from app.settings import load_settings
+from bot.i18n import Translator
 from bot.scheduler.wiring import DomainSchedule, delivery_scope
 from crm_core.campaigns.models import CampaignDelivery
 from crm_core.campaigns.service import CampaignCreate
 from crm_core.clock import FixedClock
+from crm_core.services import CrmServices
 from tests.conftest import Database
 from tests.crm.people_factories import make_customer, make_order, make_product
 
@@ -26,15 +28,16 @@ async def test_scheduler_port_schedules_enqueues_runs_rules_and_claims(db: Datab
         customer.lifecycle_stage = "at_risk"
         gpu = await make_product(session, category="gpu")
         await make_order(session, customer.id, [(gpu, 1, [])], placed_at=NOW - timedelta(days=400))
-        port = DomainSchedule(session, clock, settings)
-        created = await port._campaigns().create(
+        crm = CrmServices(session, clock, settings.crm, settings.campaigns, texts=Translator())
+        port = DomainSchedule(crm)
+        created = await crm.campaigns.create(
             CampaignCreate(
                 name="Wiring",
                 segment={"all": True},
                 variants=[{"text": {"en": "Hi {first_name}", "zh": "你好"}}],
             )
         )
-        await port._campaigns().schedule(created.id, cron="0 10 * * mon")
+        await crm.campaigns.schedule(created.id, cron="0 10 * * mon")
         (spec,) = await port.schedulable()
         assert spec.cron_fields["day_of_week"] == "mon"
         assert await port.enqueue_occurrence(created.id, NOW + timedelta(hours=1)) == 1

@@ -158,3 +158,27 @@ async def test_extended_warranty_button_creates_a_lead_through_the_warranty_flow
 
     assert any(serial in note for note in await crm_run(leads))
     assert await _events(crm_run, delivery) == [("click", f"ext:{serial}:12")]
+
+
+async def test_survey_button_rates_the_customers_own_resolved_ticket(
+    bot_harness: BotHarness, speaker: Any, crm_run: Any
+) -> None:
+    user = await speaker(bot_harness, 1003, "zh")
+    cid = await _customer_id(crm_run, 1003)
+
+    async def done_ticket(crm: CrmServices) -> str:
+        from crm_core.tickets.models import Ticket
+
+        number = await crm.session.scalar(
+            select(Ticket.ticket_number).where(
+                Ticket.customer_id == cid, Ticket.status.in_(("resolved", "closed"))
+            )
+        )
+        assert number is not None
+        return str(number)
+
+    number = await crm_run(done_ticket)
+    delivery = await _push(crm_run, 1003, "rule:ticket_survey:ticket:x")
+    calls = await bot_harness.press(user, f"cmp:a:{delivery}:rate:4:{number}")
+    assert T.t("feedback.ask_comment", "zh", score=4) in said(calls)
+    assert await _events(crm_run, delivery) == [("click", f"rate:4:{number}")]

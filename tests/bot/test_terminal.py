@@ -232,3 +232,41 @@ def test_start_with_a_token_runs_the_telegram_bot(monkeypatch: Any, tmp_path: An
     assert result.exit_code == 0, result.output
     assert calls == ["prepare", "console", "bot"]
     assert "4242:start-test" not in result.output
+
+
+class MarkdownKb:
+    """A confident answer whose solution is Markdown with a list, a table and a link."""
+
+    def answer(self, query: str, lang: str | None = None, category: str | None = None) -> Answer:
+        return Answer(
+            passage="the symptom paragraph",
+            article_id="fans.en",
+            title="Loud fans & <noise>",
+            url="https://kb.example/fans",
+            language="en",
+            confidence=0.9,
+            confident=True,
+            solution_markdown=(
+                "## Tune the fan curve\n\n1. Open **Q-Fan** in the BIOS.\n2. Set `CPU_FAN` "
+                "to *Silent*.\n\n| Fan | Duty |\n|---|---|\n| CPU | 40 % |\n\n"
+                "See [the manual](https://kb.example/manual)."
+            ),
+            solution_headings=["Tune the fan curve"],
+        )
+
+
+async def test_the_chat_shows_the_rendered_message_as_the_customer_would_see_it(
+    demo_sessions: async_sessionmaker[AsyncSession], demo_clock: Any
+) -> None:
+    chat, out = make_chat(demo_sessions, demo_clock, customer_id=777_002, lang="en")
+    chat.deps.kb = MarkdownKb()
+    await chat.run_script(["my fans are so loud", ":quit"])
+    text = out.getvalue()
+    assert "Loud fans & <noise>" in text  # escaped for Telegram, shown as typed
+    assert "Tune the fan curve" in text and "1. Open Q-Fan in the BIOS." in text
+    assert "2. Set CPU_FAN to Silent." in text
+    assert "Fan  Duty" in text and "CPU  40 %" in text  # the table as an aligned block
+    assert "the manual (https://kb.example/manual)" in text  # a link shows where it goes
+    assert "(https://kb.example/fans)" in text
+    for raw in ("<b>", "</a>", "**", "`", "| Fan", "&amp;", "&lt;"):
+        assert raw not in text

@@ -239,3 +239,26 @@ def test_concurrency_must_be_positive(concurrency: int) -> None:
     with pytest.raises(ValueError):
         Sender(MemoryDeliveries().scope, ScriptedTelegram(), RateLimiter(MemoryBucketStore()),
                concurrency=concurrency)  # fmt: skip
+
+
+async def test_stopping_while_the_database_is_down_does_not_hang_and_loses_track_of_nothing() -> (
+    None
+):
+    rows, telegram = MemoryDeliveries(), ScriptedTelegram()
+    rows.add(1)
+
+    async def send_then_lose_the_database(push: Any) -> int:
+        message_id = await telegram(push)
+        rows.fail_next = 10**6  # the database goes away before the outcome is recorded
+        return message_id
+
+    s = sender(rows, telegram, db_backoff_max_s=0.1, shutdown_timeout_s=0.5)
+    s.send = send_then_lose_the_database
+    stop = asyncio.Event()
+    task = asyncio.create_task(s.run(stop))
+    while not telegram.received:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    assert rows.states() == {"sending": 1}  # unknown: sent, not recorded, never resent
+    assert telegram.attempts == [1]

@@ -107,17 +107,39 @@ def use_embedder() -> Embedder:
 
 
 @pytest.fixture(scope="session")
-def article_index(use_embedder: Embedder) -> KbIndex:
-    """All our articles indexed with the real default embedder (built once per session)."""
-    return build_corpus_index(article_corpus(ARTICLES), use_embedder)
+def english_embedder() -> Embedder:
+    """The real default English model (kb.english_embedder: the packaged MiniLM), once."""
+    from app.settings import KbSection
+
+    return get_embedder(KbSection().english_embedder)
+
+
+@pytest.fixture(scope="session")
+def article_index(use_embedder: Embedder, english_embedder: Embedder) -> KbIndex:
+    """All our articles indexed as the default configuration does (built once per session):
+    the multilingual USE over every chunk plus MiniLM over the English chunks."""
+    return build_corpus_index(
+        article_corpus(ARTICLES), use_embedder, english_embedder=english_embedder
+    )
 
 
 @pytest.fixture(scope="session")
 def article_kb(
-    article_index: KbIndex, use_embedder: Embedder, tmp_path_factory: pytest.TempPathFactory
+    article_index: KbIndex,
+    use_embedder: Embedder,
+    english_embedder: Embedder,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> KnowledgeBase:
     """A KnowledgeBase serving the real article index (as published by an ingest)."""
+    from app.settings import KbSection
+    from knowledge_base.service import search_params_from
+
     store = IndexStore(tmp_path_factory.mktemp("kb-index"))
     store.write_version(article_index)
     store.publish(article_index.manifest)
-    return KnowledgeBase(store.root, use_embedder)
+    return KnowledgeBase(
+        store.root,
+        use_embedder,
+        search_params=search_params_from(KbSection()),
+        english_embedder=english_embedder,
+    )
