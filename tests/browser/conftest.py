@@ -8,6 +8,7 @@ One server and one browser per module; each test gets a fresh browser context (c
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import threading
 import time
@@ -25,6 +26,9 @@ CHROMIUM = Path("/usr/bin/chromium")
 TOKEN = "123456:browser-tests"
 
 if not CHROMIUM.exists():  # pragma: no cover - `make test` installs it first
+    # In CI nothing is skipped: a missing browser is a failure, like a missing PostgreSQL.
+    if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
+        raise RuntimeError("Debian chromium is missing: `make test` installs it (`make chromium`)")
     pytest.skip("Debian chromium is missing: run `make chromium`", allow_module_level=True)
 
 
