@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bootstrap format clean rasa
+.PHONY: run test lint bootstrap format clean rasa chromium
 
 # Create .venv and install the product with its dev tools. torch comes first, pinned to the
 # CPU build, or sentence-transformers would pull a multi-GB CUDA build.
@@ -29,8 +29,15 @@ run: $(STAMP)
 rasa: $(STAMP)
 	$(BIN)/hwcrm nlu setup
 
+## Debian's chromium for the console's browser tests (Playwright drives /usr/bin/chromium;
+## it never downloads a browser). Installs as root with apt-get when it is missing.
+chromium:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y chromium; }
+
 ## The whole test suite (PostgreSQL and Redis must be running, as on CI).
-test: $(STAMP) rasa
+test: $(STAMP) rasa chromium
 	$(BIN)/pytest -q -p no:cacheprovider
 
 lint: $(STAMP)

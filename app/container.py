@@ -57,6 +57,8 @@ class Container:
                 from knowledge_base.service import KnowledgeBase
 
                 kb = KnowledgeBase.from_settings(self.settings.kb, embedder=embedder)
+                if kb.english_embedder is not None:
+                    kb.english_embedder = SingleThreadTorchEmbedder(kb.english_embedder)
             if nlu is None:
                 from nlu.factory import build_nlu_service
 
@@ -128,6 +130,36 @@ class RecentTextsEmbedder:
         if not texts:
             return self.inner.encode(texts, batch_size)
         return np.vstack([np.asarray(found[t]) for t in texts])
+
+
+class SingleThreadTorchEmbedder:
+    """A torch (sentence-transformers) embedder for serving: one intra-op thread.
+
+    torch's default (a thread per core, spin-waiting) makes one short sentence cost
+    ≈ 300 ms of CPU on a busy 2-core machine; with one thread it is ≈ 17 ms (measured for
+    MiniLM, issue 8). A server embeds many single sentences concurrently, so threads per
+    call only add overhead. Applied process-wide (`torch.set_num_threads(1)`) before the
+    first encode, in the bot only (batch jobs such as ingestion keep torch's default)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self._pinned = False
+
+    @property
+    def name(self) -> str:
+        return str(self.inner.name)
+
+    @property
+    def dim(self) -> int:
+        return int(self.inner.dim)
+
+    def encode(self, texts: Any, batch_size: int = 64) -> Any:
+        if not self._pinned:
+            import torch
+
+            torch.set_num_threads(1)
+            self._pinned = True
+        return self.inner.encode(texts, batch_size)
 
 
 def serving_embedder(spec: str) -> Any:

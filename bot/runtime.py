@@ -33,7 +33,7 @@ import logging
 import secrets
 import signal
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
@@ -69,6 +69,7 @@ from bot.middlewares.safety import GroupGuardMiddleware, fallback_router
 from bot.middlewares.telegram_api import (
     ForbiddenMiddleware,
     LengthGuardMiddleware,
+    ResponseTypePinMiddleware,
     RetryAfterMiddleware,
 )
 from bot.middlewares.throttle import (
@@ -181,12 +182,13 @@ class Runtime:
     retry: RetryAfterMiddleware
     length_guard: LengthGuardMiddleware
     redis: Any | None = None
+    pin_types: ResponseTypePinMiddleware = field(default_factory=ResponseTypePinMiddleware)
     # innermost: every request that reaches Telegram (each 429 retry too) takes its token
     ratelimit: RateLimitMiddleware | None = None
 
     @property
     def request_middlewares(self) -> list[Any]:
-        chain = [self.outbound, self.forbidden, self.retry, self.length_guard]
+        chain = [self.outbound, self.forbidden, self.retry, self.length_guard, self.pin_types]
         return chain + ([self.ratelimit] if self.ratelimit is not None else [])
 
     def wire(self, bot: Bot) -> None:

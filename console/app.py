@@ -41,6 +41,8 @@ def create_app(ctx: ConsoleContext) -> FastAPI:
     """The staff console and the REST API over the services in `ctx`."""
     from console.api.v1 import router as api_router
     from console.pages import router as pages_router
+    from console.pages_campaigns import router as campaigns_router
+    from console.pages_imports import router as imports_router
 
     app = FastAPI(
         title="hwcrm console and REST API",
@@ -54,6 +56,8 @@ def create_app(ctx: ConsoleContext) -> FastAPI:
     app.state.console = ctx
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     app.include_router(pages_router)
+    app.include_router(campaigns_router)
+    app.include_router(imports_router)
     app.include_router(api_router)
 
     @app.middleware("http")

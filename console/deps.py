@@ -45,6 +45,10 @@ PAGE_ROLES: dict[str, tuple[str, ...]] = {
     "staff": (ADMIN,),
     "staff_change": (ADMIN,),
     "apikeys_change": (ADMIN,),
+    "campaigns": (ADMIN, MARKETER),
+    "campaigns_change": (ADMIN, MARKETER),
+    "imports": (ADMIN,),
+    "imports_change": (ADMIN,),
 }
 
 
@@ -77,7 +81,9 @@ async def crm(ctx: Ctx) -> AsyncIterator[CrmServices]:
     """One unit of work per request: committed when the route returns, rolled back when it
     raises (before the response is sent, so a failed commit is an error response)."""
     async with unit_of_work(ctx.sessions) as session:
-        yield CrmServices(session, ctx.clock, ctx.settings.crm)
+        yield CrmServices(
+            session, ctx.clock, ctx.settings.crm, ctx.settings.campaigns, texts=ctx.texts
+        )
 
 
 Crm = Annotated[CrmServices, Depends(crm, scope="function")]

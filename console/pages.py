@@ -227,7 +227,11 @@ async def dashboard(
     ctx: Ctx,
     crm: Crm,
     info: Annotated[SessionInfo, Depends(Allow("dashboard"))],
+    start: str | None = None,
+    end: str | None = None,
 ) -> Response:
+    from console.dashboard import dashboard_charts
+
     session = crm.session
     done = [s.value for s in DONE_STATES]
     kpis = {
@@ -238,7 +242,8 @@ async def dashboard(
         "queued": await _count_owner(crm, Owner.QUEUED),
         "with_agents": await _count_owner(crm, Owner.AGENT),
     }
-    return render(request, ctx, "dashboard.html", info, kpis=kpis)
+    charts = await dashboard_charts(ctx, crm, info, start, end)
+    return render(request, ctx, "dashboard.html", info, kpis=kpis, **charts)
 
 
 async def _count_owner(crm: CrmServices, owner: Owner) -> int:

@@ -27,6 +27,8 @@ NAV = (
     ("customers", "/customers", "console.nav_customers"),
     ("inbox", "/inbox", "console.nav_inbox"),
     ("tickets", "/tickets", "console.nav_tickets"),
+    ("campaigns", "/campaigns", "console.nav_campaigns"),
+    ("imports", "/admin/imports", "console.nav_imports"),
     ("staff", "/admin/staff", "console.nav_staff"),
     ("apikeys", "/admin/apikeys", "console.nav_apikeys"),
 )
@@ -67,6 +69,10 @@ def render(
         csrf=info.csrf if info else "",
         nav=nav,
         path=request.url.path,
+        # Prefixes of keys completed in templates (tests/console/test_locales checks them).
+        state_key="console.campaign_state_",
+        entity_key="console.import_entity_",
+        severity_key="console.import_",
         **values,
     )
     return HTMLResponse(html, status_code=status)

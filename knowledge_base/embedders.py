@@ -15,10 +15,11 @@ Every embedder returns float32 rows with unit L2 norm, so inner product = cosine
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from typing import Any, Protocol
 
@@ -123,10 +124,33 @@ class SentenceTransformerEmbedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         model = self._load()
-        vectors = model.encode(
-            list(texts), batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False
-        )
+        with _torch_single_thread() if len(texts) <= 4 else contextlib.nullcontext():
+            vectors = model.encode(
+                list(texts), batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False
+            )
         return _normalise(vectors)
+
+
+_torch_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _torch_single_thread() -> Iterator[None]:
+    """Encode a query or two on one torch thread.
+
+    One short sentence gains nothing from an intra-op thread pool, and on a busy 2-core
+    machine the pool's threads wait for each other: a single MiniLM query took seconds under
+    load with torch's default 2 threads. Batches (ingestion) keep the default.
+    """
+    import torch
+
+    with _torch_lock:
+        previous = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(previous)
 
 
 class HashingEmbedder:

@@ -135,6 +135,30 @@ def _is_html(method: TelegramMethod[Any]) -> bool:
     return isinstance(mode, str) and mode.upper() == "HTML"
 
 
+_RESPONSE_TYPES: dict[type, type] = {}
+
+
+class ResponseTypePinMiddleware(BaseRequestMiddleware):
+    """Keeps aiogram's `Response[<result type>]` classes alive for every method the bot calls.
+
+    aiogram parses each Bot API result with `Response[method.__returning__]`; pydantic caches
+    parametrised generic classes only weakly, so after a garbage collection the class is
+    built again — a full pydantic schema build (tens of ms on a busy core) in the middle of
+    a customer's reply, and 2-4 % of the bot's CPU in the profile of issue 8. One strong
+    reference per method type (a few dozen classes per process) keeps them built."""
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Response[TelegramType]:
+        kind = type(method)
+        if kind not in _RESPONSE_TYPES:
+            _RESPONSE_TYPES[kind] = Response[method.__returning__]  # type: ignore[name-defined]
+        return await make_request(bot, method)
+
+
 def _shorten(text: str, limit: int, html: bool) -> str:
     if html:
         return truncate_html(text, limit)

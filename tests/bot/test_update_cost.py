@@ -157,3 +157,41 @@ def test_bot_api_json_is_orjson_and_round_trips_chinese_text_and_keyboards() -> 
     assert isinstance(text, str)
     assert json.loads(text) == keyboard == loads(text)
     assert loads(b'{"ok": true, "result": {"message_id": 7}}')["result"]["message_id"] == 7
+
+
+async def test_the_result_type_of_a_sent_message_is_built_once_not_after_every_gc(
+    rig: Rig,
+) -> None:
+    import gc
+
+    from aiogram.methods import Response, SendMessage
+
+    await rig.send(6004, "/echo hi")
+    built = Response[SendMessage.__returning__]  # type: ignore[name-defined]
+    identity = id(built)
+    del built
+    gc.collect()  # without the pin, pydantic's weak cache loses the class here
+    assert id(Response[SendMessage.__returning__]) == identity  # type: ignore[name-defined]
+
+
+def test_the_bots_english_encoder_runs_torch_on_one_thread_and_keeps_its_name() -> None:
+    import numpy as np
+    import torch
+
+    from app.container import SingleThreadTorchEmbedder
+
+    class Inner:
+        name = "sentence-transformers:minilm"
+        dim = 3
+
+        def encode(self, texts: Any, batch_size: int = 64) -> Any:
+            return np.ones((len(texts), 3), dtype=np.float32)
+
+    before = torch.get_num_threads()
+    try:
+        wrapped = SingleThreadTorchEmbedder(Inner())
+        assert wrapped.name == "sentence-transformers:minilm" and wrapped.dim == 3
+        assert wrapped.encode(["my gpu fan is loud"]).shape == (1, 3)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -31,3 +31,20 @@ def test_templates_have_no_inline_scripts_the_csp_would_block() -> None:
         assert not re.search(r"\son[a-z]+\s*=", html), path.name
         assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), path.name
         assert "http://" not in html and "https://" not in html, path.name
+
+
+def test_keys_completed_in_templates_exist_for_every_value() -> None:
+    """Campaign states, import entities and issue severities are shown by key prefix."""
+    from typing import get_args
+
+    from crm_core.campaigns.service import TRANSITIONS
+    from crm_core.importexport.schemas import Entity, Severity
+
+    ui = Translator(CONSOLE_LOCALES)
+    states = {"draft"} | {target for _, target in TRANSITIONS.values()}
+    keys = (
+        {f"console.campaign_state_{s}" for s in states}
+        | {f"console.import_entity_{e.value}" for e in Entity}
+        | {f"console.import_{s}" for s in get_args(Severity)}
+    )
+    assert keys <= ui.keys("en") and keys <= ui.keys("zh")

@@ -21,9 +21,11 @@ PUBLIC = {"/login"}
 def console_routes(console: Console) -> list[tuple[APIRoute, str]]:
     """(route, page name of its Allow dependency) of every console (non-API) route."""
     from console.pages import router
+    from console.pages_campaigns import router as campaigns
+    from console.pages_imports import router as imports
 
     out = []
-    for route in router.routes:
+    for route in [*router.routes, *campaigns.routes, *imports.routes]:
         assert isinstance(route, APIRoute)
         if route.path in PUBLIC:
             continue
@@ -47,6 +49,9 @@ GET_PAGES = [
     ("/customers/{customer}/erase", "gdpr"),
     ("/admin/apikeys", "apikeys"),
     ("/admin/staff", "staff"),
+    ("/admin/imports", "imports"),
+    ("/campaigns", "campaigns"),
+    ("/campaigns/new", "campaigns"),
 ]
 
 
@@ -70,6 +75,10 @@ async def test_each_role_sees_exactly_the_pages_of_the_table(console: Console, r
             ("/customers/999999/export", "gdpr", {}),
             ("/admin/staff/999999/disable", "staff_change", {}),
             ("/tickets/TK-00000001/status", "ticket_change", {"status": "triaged"}),
+            ("/admin/imports/AAAAAAAAAAAAAAAAAAAAAA/discard", "imports_change", {}),
+            ("/campaigns/999999/pause", "campaigns_change", {}),
+            ("/campaigns/rules/no_such_rule/enable", "campaigns_change", {}),
+            ("/campaigns/new", "campaigns_change", {"name": "x", "segment": "{}"}),
         ]
         for path, page, form in posts:
             response = await client.post(path, data={"csrf": csrf, **form})
@@ -97,6 +106,14 @@ async def test_each_role_sees_exactly_the_pages_of_the_table(console: Console, r
         "/customers/{customer_id}/erase",
         "/admin/staff",
         "/admin/staff/{staff_id}/{action}",
+        "/admin/imports",
+        "/admin/imports/{upload_id}/{action}",
+        "/campaigns",
+        "/campaigns/new",
+        "/campaigns/audience",
+        "/campaigns/{campaign_id}",
+        "/campaigns/{campaign_id}/{action}",
+        "/campaigns/rules/{name}/{action}",
     }
 
 

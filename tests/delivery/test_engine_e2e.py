@@ -100,7 +100,7 @@ async def test_a_scheduled_campaign_arrives_at_its_time_once_per_customer(db: Da
         assert engine.is_leader is False and engine.terms == 1
         assert dict(await delivery_states(db.sessions)) == {"sent": 5}
         text = next(c.text for c in api.calls if c.method == "sendMessage")
-        assert "<b>Mia" in text
+        assert "Mia" in text and "PSUs" in text  # rendered from the template
 
 
 async def test_cancel_stops_every_queued_send_within_seconds(db: Database) -> None:
