@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, inspect, or_, select
+from sqlalchemy import ColumnElement, exists, func, inspect, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -31,6 +31,41 @@ async def customers_where(
 ) -> list[Customer]:
     stmt = select(Customer).where(*where).order_by(Customer.id).limit(limit)
     return list((await session.scalars(stmt)).all())
+
+
+# Below this many characters a name query has no trigram for the GIN index to look up.
+TRIGRAM_MIN_CHARS = 3
+
+
+async def customers_by_name(session: AsyncSession, text: str, *, limit: int) -> list[Customer]:
+    """Non-erased customers whose name contains `text` (case-insensitive), by name then id.
+
+    1-2 characters (a surname, a short Chinese name) match the *beginning* of the name: a
+    substring that short has no trigram, so only a prefix can use an index on PostgreSQL
+    (`ix_customers_name_prefix`); those rows are ordered by id.
+    3+ characters match anywhere in the name through `ix_customers_name_trgm`; those rows
+    are ordered by name, not id, because with `ORDER BY id LIMIT n` PostgreSQL often walks
+    the primary key and filters every row instead (its match estimate for `LIKE '%…%'` is
+    far too high)."""
+    lowered = func.lower(Customer.name)
+    escaped = _escape_like(text.lower())
+    if len(text) < TRIGRAM_MIN_CHARS:
+        stmt = (
+            select(Customer)
+            .where(lowered.like(f"{escaped}%", escape="\\"), Customer.erased_at.is_(None))
+            .order_by(Customer.id)
+        )
+    else:
+        stmt = (
+            select(Customer)
+            .where(lowered.like(f"%{escaped}%", escape="\\"), Customer.erased_at.is_(None))
+            .order_by(lowered, Customer.id)
+        )
+    return list((await session.scalars(stmt.limit(limit))).all())
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 async def customer_by_order_number(session: AsyncSession, order_number: str) -> Customer | None:

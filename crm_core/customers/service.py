@@ -9,7 +9,7 @@ import secrets
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -266,13 +266,7 @@ class CustomerService:
         if re.fullmatch(r"[\d\s()+\-－.]{5,}", text) and _typed_phone_candidates(text):
             keep(await self.find_by_phone(text))
         if not found and not re.search(r"\d", text):
-            pattern = f"%{_escape_like(text.lower())}%"
-            rows = await repo.customers_where(
-                self._session,
-                func.lower(Customer.name).like(pattern, escape="\\"),
-                Customer.erased_at.is_(None),
-                limit=limit,
-            )
+            rows = await repo.customers_by_name(self._session, text, limit=limit)
             names = await repo.company_names(self._session, (r.company_id for r in rows))
             for row in rows:
                 keep(_customer_dto(row, names.get(row.company_id or 0)))
@@ -783,7 +777,3 @@ def _contact_phone(raw: str) -> str | None:
         except ValidationFailed:
             continue
     return None
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

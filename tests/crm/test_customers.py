@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.settings import CrmSection
@@ -173,6 +173,62 @@ async def test_search_tries_every_reading_of_the_query(session, clock):
     assert [c.id for c in await svc.search("WANG@example.com")] == [b.id]
     assert [c.id for c in await svc.search("wang")] == [b.id]
     assert await svc.search("nobody") == []
+
+
+async def test_name_search_3_plus_characters_match_anywhere_ordered_by_name(session, clock):
+    svc = service(session, clock)
+    for name in ("Zoe Carterton", "Ann Carter", "Bob Smith", "李桂珍", "王桂珍芳"):
+        await svc.create_customer(CustomerCreate(name=name))
+    assert [c.name for c in await svc.search("CARTER")] == ["Ann Carter", "Zoe Carterton"]
+    assert [c.name for c in await svc.search("王桂珍")] == ["王桂珍芳"]
+    assert [c.name for c in await svc.search("桂珍芳")] == ["王桂珍芳"]
+    # LIKE wildcards typed by staff are literal characters, not patterns.
+    assert await svc.search("a%r") == []
+    assert await svc.search("b_b") == []
+
+
+async def test_name_search_under_3_characters_matches_the_start_of_the_name(session, clock):
+    svc = service(session, clock)
+    for name in ("王芳", "王芳芳", "李王芳", "Jo Wu", "Al Jo"):
+        await svc.create_customer(CustomerCreate(name=name))
+    # A surname or a two-character Chinese name: names that begin with it, by id.
+    assert [c.name for c in await svc.search("王芳")] == ["王芳", "王芳芳"]
+    assert [c.name for c in await svc.search("王")] == ["王芳", "王芳芳"]
+    assert [c.name for c in await svc.search("jo")] == ["Jo Wu"]
+    assert await svc.search("芳芳") == []  # inside a name: not a match under 3 characters
+
+
+@pytest.mark.postgres
+async def test_name_search_on_postgres_uses_the_trigram_and_prefix_indexes(db, clock):
+    if db.kind != "postgres":
+        pytest.skip("the indexes are PostgreSQL's (migration 0010_search_indexes)")
+    captured: list[tuple[str, object]] = []
+
+    def capture(_c, _cur, statement, params, _ctx, _many):  # type: ignore[no-untyped-def]
+        if "lower(customers.name) LIKE" in statement:
+            captured.append((statement, params))
+
+    plans: dict[str, str] = {}
+    async with db.sessions() as session:
+        svc = service(session, clock)
+        await svc.create_customer(CustomerCreate(name="Ann Carter"))
+        await session.flush()
+        # With a handful of rows a sequential scan is cheaper; forbid it to see the index
+        # the query's shape can use at scale.
+        await session.execute(text("SET LOCAL enable_seqscan = off"))
+        event.listen(db.engine.sync_engine, "before_cursor_execute", capture)
+        try:
+            for query in ("carter", "an"):
+                captured.clear()
+                await svc.search(query)
+                statement, params = captured[0]
+                conn = await session.connection()
+                raw = await conn.exec_driver_sql("EXPLAIN " + statement, params)  # type: ignore[arg-type]
+                plans[query] = "\n".join(str(r) for r in raw.scalars().all())
+        finally:
+            event.remove(db.engine.sync_engine, "before_cursor_execute", capture)
+    assert "ix_customers_name_trgm" in plans["carter"], plans["carter"]
+    assert "ix_customers_name_prefix" in plans["an"], plans["an"]
 
 
 async def test_purchase_history_lists_orders_newest_first_with_items_names_and_serials(
